@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_distill as kd
+
+BACKEND = keras.backend.backend()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Flattened, normalized 8x8 digits: (x_train, y_train), (x_test, y_test)."""
+    (x_train, y_train), (x_test, y_test) = kd.datasets.load_digits(normalize=True)
+    return (
+        (x_train.reshape(len(x_train), -1), y_train),
+        (x_test.reshape(len(x_test), -1), y_test),
+    )
+
+
+def make_mlp(units=16, *, name, classes=10, input_dim=64, softmax=False, **dense_kwargs):
+    return keras.Sequential(
+        [
+            keras.Input((input_dim,)),
+            keras.layers.Dense(units, activation="relu", name=f"{name}_hidden", **dense_kwargs),
+            keras.layers.Dense(classes, activation="softmax" if softmax else None, name=f"{name}_logits"),
+        ],
+        name=name,
+    )
+
+
+def make_pair(teacher_units=32, student_units=8):
+    return make_mlp(student_units, name="student"), make_mlp(teacher_units, name="teacher")
+
+
+def log_softmax(z, axis=-1):
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def numpy_kl(teacher_logits, student_logits, temperature):
+    """T^2 * KL(p_t || p_s) per example, in float64."""
+    log_p_t = log_softmax(np.asarray(teacher_logits, np.float64) / temperature)
+    log_p_s = log_softmax(np.asarray(student_logits, np.float64) / temperature)
+    return temperature**2 * np.sum(np.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+
+
+def numpy_sparse_ce(labels, logits):
+    return -log_softmax(logits)[np.arange(len(labels)), labels]
