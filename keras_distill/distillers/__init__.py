@@ -1,0 +1,1 @@
+from keras_distill.distillers.distiller import Distiller

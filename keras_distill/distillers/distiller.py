@@ -1,0 +1,505 @@
+"""Distiller: soft-target knowledge distillation (Hinton et al., 2015)."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_distill import losses as losses_module
+from keras_distill.distillers import model_checks
+from keras_distill.distillers import replicas
+from keras_distill.distillers.student_loss import resolve_student_loss
+
+# Defaults measured with `keras-distill demo` (Fashion-MNIST, 784-1200-1200-10
+# teacher, 784-32-10 student): small students want low temperatures.
+DEFAULT_ALPHA = 0.5
+DEFAULT_TEMPERATURE = 2.0
+TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
+# log() of probabilities that underflowed to 0 in float32.
+_LOG_FLOOR = 1e-30
+
+
+def validate_alpha(alpha):
+    """Returns `alpha` as a float, or raises if it is not a number in [0, 1]."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(
+            "`alpha` must be a Python number in [0, 1]. Received: "
+            f"alpha={alpha!r} (of type {type(alpha).__name__}). "
+            "Use e.g. alpha=0.5."
+        )
+    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise ValueError(
+            "`alpha` is the weight of the hard-label loss and must be in "
+            f"[0, 1]. Received: alpha={alpha}. Use e.g. alpha=0.5 "
+            "(alpha=0 distills only, alpha=1 ignores the teacher)."
+        )
+    return float(alpha)
+
+
+@keras.saving.register_keras_serializable(package="keras_distill")
+class Distiller(keras.Model):
+    """Trains a student to match a frozen teacher's softened predictions.
+
+    The loss on a batch is
+
+        alpha * loss(y, student_logits)
+        + (1 - alpha) * distillation_loss(teacher_logits, student_logits)
+        + sum(student.losses)
+
+    where the default distillation loss is
+    `T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T))`,
+    averaged over the batch; `sample_weight` weights both terms. It is
+    computed in `compute_loss` with `keras.ops` only, so it runs on
+    TensorFlow, JAX and PyTorch, compiled or not, and under
+    `tf.distribute` / `keras.distribution`.
+
+    The teacher is frozen at construction (`teacher.trainable = False`, as in
+    `keras.distillation`), always runs with `training=False` and its outputs
+    pass through `ops.stop_gradient`: its weights never change and it gets no
+    optimizer slots. `predict` and `call` return the student's logits;
+    `evaluate` reports the student's metrics.
+
+    `alpha` and `temperature` live in float32 variables (`distiller.alpha`,
+    `distiller.temperature`); `keras_distill.callbacks.AlphaScheduler` and
+    `TemperatureScheduler` change them between epochs without retracing.
+
+    Args:
+        student: `keras.Model`. Outputs logits of shape `(batch, ...,
+            num_classes)`. A student that ends in a softmax is refused: its
+            logits are needed.
+        teacher: `keras.Model` with the student's output shape.
+        teacher_outputs: `"auto"` (default), `"logits"` or
+            `"probabilities"`. What the teacher returns. `"auto"` reads the
+            teacher's last layer: a softmax there means probabilities, which
+            are turned back into logits with `log` (exact up to a floor of
+            1e-30, since `softmax(log(p) / T)` is the tempered distribution).
+            Name it for subclassed teachers that return probabilities.
+        name: Name of the distiller.
+
+    Examples:
+
+    ```python
+    distiller = keras_distill.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        distillation_loss="kl",
+        alpha=0.5,
+        temperature=2.0,
+    )
+    distiller.fit(x_train, y_train, epochs=3, validation_data=(x_val, y_val))
+    distiller.student.save("student.keras")
+    ```
+
+    Reference:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+    """
+
+    def __init__(
+        self, student, teacher, teacher_outputs="auto", name="distiller", **kwargs
+    ):
+        model_checks.check_model(student, "student")
+        model_checks.check_model(teacher, "teacher")
+        if student is teacher:
+            raise ValueError(
+                f"The same model {student.name!r} was passed as both `student` "
+                "and `teacher`. Pass two models; to distill a model into a "
+                "fresh copy of itself, use "
+                "keras.models.clone_model(teacher) as the student."
+            )
+        if teacher_outputs not in TEACHER_OUTPUTS:
+            raise ValueError(
+                f"`teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
+                f"Received: teacher_outputs={teacher_outputs!r}."
+            )
+        if model_checks.ends_with_softmax(student):
+            raise ValueError(
+                f"The student {student.name!r} ends in a softmax, so it outputs "
+                "probabilities, but distillation needs its logits. Build the "
+                "student's last layer without activation (activation=None), "
+                "use from_logits=True in its loss, and add "
+                "keras.layers.Softmax() after distillation if you need "
+                "probabilities at serving time."
+            )
+        model_checks.check_logit_shapes(
+            model_checks.output_shape(teacher),
+            model_checks.output_shape(student),
+            teacher.name,
+            student.name,
+        )
+        super().__init__(name=name, **kwargs)
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self._teacher_outputs_arg = teacher_outputs
+        if teacher_outputs == "auto":
+            teacher_outputs = (
+                "probabilities"
+                if model_checks.ends_with_softmax(teacher)
+                else "logits"
+            )
+        self.teacher_outputs = teacher_outputs
+
+        self._alpha = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(DEFAULT_ALPHA),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="alpha",
+        )
+        self._temperature = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(DEFAULT_TEMPERATURE),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="temperature",
+        )
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(
+            name="distillation_loss"
+        )
+        self._student_loss = None
+        self._distillation_loss = None
+        self._distillation_compile_config = None
+
+    @property
+    def alpha(self):
+        """The weight of the hard-label loss, a float in [0, 1]."""
+        return _as_float(self._alpha)
+
+    @alpha.setter
+    def alpha(self, value):
+        value = validate_alpha(value)
+        if value > 0 and self.compiled and self._student_loss is None:
+            raise ValueError(
+                f"Cannot set alpha={value}: the distiller was compiled with "
+                "loss=None, so there is no hard-label loss to weight. "
+                "Recompile with a loss, e.g. loss=keras.losses."
+                "SparseCategoricalCrossentropy(from_logits=True)."
+            )
+        self._alpha.assign(value)
+
+    @property
+    def temperature(self):
+        """The softmax temperature of the distillation loss, a float > 0."""
+        return _as_float(self._temperature)
+
+    @temperature.setter
+    def temperature(self, value):
+        self._temperature.assign(losses_module.distillation_loss.validate_temperature(value))
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        metrics=None,
+        *,
+        alpha=None,
+        temperature=None,
+        distillation_loss=None,
+        student_loss_fn=None,
+        distillation_loss_fn=None,
+        **kwargs,
+    ):
+        """Configures the distiller for training.
+
+        Args:
+            optimizer: Optimizer of the student, as in `keras.Model.compile`.
+            loss: Hard-label loss of the student on its logits, e.g.
+                `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
+                A cross-entropy name such as `"sparse_categorical_crossentropy"`
+                is built with `from_logits=True`. `None` trains on the teacher
+                alone (labels not needed) and requires `alpha=0`.
+            metrics: Metrics of the student, as in `keras.Model.compile`.
+            alpha: float in [0, 1], weight of the hard-label loss. Defaults
+                to 0.5.
+            temperature: float > 0. Defaults to the temperature of a
+                `keras_distill.losses` object passed as `distillation_loss`,
+                else 2.0.
+            distillation_loss: `"kl"` (default), `"cross_entropy"`,
+                `"logit_matching"`, a `keras_distill.losses` object (takes
+                logits), or any other `keras.losses.Loss` such as
+                `keras.losses.KLDivergence()`, which receives the softened
+                teacher and student probabilities and is scaled by T^2, as in
+                the keras.io tutorial.
+            student_loss_fn: The keras.io tutorial's name for `loss`.
+            distillation_loss_fn: The keras.io tutorial's name for
+                `distillation_loss`.
+            **kwargs: Passed to `keras.Model.compile` (`jit_compile`,
+                `run_eagerly`, `steps_per_execution`, ...).
+        """
+        loss = _pick("loss", loss, "student_loss_fn", student_loss_fn)
+        distillation_loss = _pick(
+            "distillation_loss",
+            distillation_loss,
+            "distillation_loss_fn",
+            distillation_loss_fn,
+        )
+        if distillation_loss is None:
+            distillation_loss = "kl"
+        alpha = DEFAULT_ALPHA if alpha is None else validate_alpha(alpha)
+        resolved = losses_module.get(distillation_loss)
+        temperature = self._resolve_temperature(
+            distillation_loss, resolved, temperature
+        )
+        student_loss = resolve_student_loss(loss)
+        if student_loss is None and alpha > 0:
+            raise ValueError(
+                f"compile() got loss=None with alpha={alpha}: the hard-label "
+                "term has no loss. Pass e.g. loss=keras.losses."
+                "SparseCategoricalCrossentropy(from_logits=True), or set "
+                "alpha=0.0 to train on the teacher's outputs alone."
+            )
+        if "loss_weights" in kwargs:
+            raise ValueError(
+                "Distiller.compile() takes no `loss_weights`. Received: "
+                f"loss_weights={kwargs['loss_weights']!r}. Use `alpha` to "
+                "weight the hard-label and distillation terms."
+            )
+
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        self._student_loss = student_loss
+        self._distillation_loss = self._bind_temperature(resolved)
+        self._alpha.assign(alpha)
+        self._temperature.assign(temperature)
+        self._distillation_compile_config = {
+            "loss": loss,
+            "metrics": metrics,
+            "alpha": alpha,
+            "temperature": temperature,
+            "distillation_loss": distillation_loss,
+            **kwargs,
+        }
+
+    def _resolve_temperature(self, identifier, resolved, temperature):
+        own = getattr(resolved, "temperature", None)
+        given = isinstance(identifier, losses_module.DistillationLoss)
+        if temperature is None:
+            return own if (given and own is not None) else DEFAULT_TEMPERATURE
+        temperature = losses_module.distillation_loss.validate_temperature(
+            temperature
+        )
+        if given and own is not None and own != temperature:
+            raise ValueError(
+                f"Two temperatures were given: temperature={temperature} and "
+                f"distillation_loss={type(resolved).__name__}(temperature="
+                f"{own}). Give one of them, e.g. drop `temperature` from "
+                "compile()."
+            )
+        return temperature
+
+    def _bind_temperature(self, loss):
+        """A private copy of `loss` that reads this distiller's temperature."""
+        if not losses_module.lookup.is_logit_loss(loss):
+            return loss
+        loss = loss.__class__.from_config(loss.get_config())
+        if loss.uses_temperature:
+            loss.temperature = self._temperature
+        return loss
+
+    def get_compile_config(self):
+        if not self.compiled or self._distillation_compile_config is None:
+            return {}
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "optimizer": serialize(self.optimizer),
+            **{
+                key: serialize(value)
+                for key, value in self._distillation_compile_config.items()
+            },
+        }
+
+    def compile_from_config(self, config):
+        config = {
+            key: keras.saving.deserialize_keras_object(value)
+            for key, value in config.items()
+        }
+        self.compile(**config)
+        if self.student.built:
+            # Create the optimizer's slots now, so that the saved ones load.
+            self.optimizer.build(self.trainable_variables)
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def compute_teacher_logits(self, x):
+        """The teacher's float32 logits for inputs `x`, without gradient."""
+        outputs = self.teacher(x, training=False)
+        outputs = ops.cast(outputs, "float32")
+        if self.teacher_outputs == "probabilities":
+            outputs = ops.log(ops.maximum(outputs, _LOG_FLOOR))
+        return ops.stop_gradient(outputs)
+
+    def compute_distillation_loss(
+        self, teacher_logits, student_logits, sample_weight=None
+    ):
+        """The distillation term, averaged over the batch (before `1 - alpha`)."""
+        loss = self._distillation_loss
+        if losses_module.lookup.is_logit_loss(loss):
+            return loss(teacher_logits, student_logits, sample_weight=sample_weight)
+        temperature = self._temperature
+        teacher_probs = ops.softmax(
+            ops.cast(teacher_logits, "float32") / temperature, axis=-1
+        )
+        student_probs = ops.softmax(
+            ops.cast(student_logits, "float32") / temperature, axis=-1
+        )
+        return ops.square(temperature) * ops.cast(
+            loss(teacher_probs, student_probs, sample_weight=sample_weight),
+            "float32",
+        )
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        student_logits = y_pred
+        teacher_logits = self.compute_teacher_logits(x)
+        model_checks.check_logit_shapes(
+            teacher_logits.shape,
+            student_logits.shape,
+            self.teacher.name,
+            self.student.name,
+        )
+        if self._student_loss is None:
+            student_loss = ops.zeros((), dtype="float32")
+        else:
+            if y is None:
+                raise ValueError(
+                    "The distiller was compiled with a hard-label loss but got "
+                    "no labels (y=None). Pass labels to fit()/evaluate(), or "
+                    "compile with loss=None and alpha=0.0 to distill from "
+                    "unlabeled data."
+                )
+            student_loss = ops.cast(
+                self._student_loss(y, student_logits, sample_weight=sample_weight),
+                "float32",
+            )
+        distillation_loss = self.compute_distillation_loss(
+            teacher_logits, student_logits, sample_weight
+        )
+        total = (
+            self._alpha * student_loss
+            + (1.0 - self._alpha) * distillation_loss
+            + self._regularization_loss()
+        )
+        batch_size = ops.shape(student_logits)[0]
+        self.student_loss_tracker.update_state(
+            replicas.unscale(student_loss), sample_weight=batch_size
+        )
+        self.distillation_loss_tracker.update_state(
+            replicas.unscale(distillation_loss), sample_weight=batch_size
+        )
+        return total
+
+    def _regularization_loss(self):
+        """The student's own losses (`add_loss`, regularizers), summed.
+
+        `self.losses` is read rather than `self.student.losses` because the
+        JAX trainer hands the forward pass's losses to `compute_loss` through
+        it; the teacher's activity-regularization losses are left out.
+        """
+        teacher_losses = self.teacher.losses
+        own = [
+            ops.cast(ops.sum(loss), "float32")
+            for loss in self.losses
+            if not any(loss is other for other in teacher_losses)
+        ]
+        if not own:
+            return ops.zeros((), dtype="float32")
+        return replicas.scale(ops.sum(ops.stack(own)))
+
+    def _check_compiled(self, method):
+        if not self.compiled or self._distillation_loss is None:
+            raise ValueError(
+                f"{type(self).__name__}.{method}() was called before compile(). "
+                f"Call {type(self).__name__.lower()}.compile(optimizer=..., "
+                "loss=..., alpha=..., temperature=...) first; see "
+                f"help(keras_distill.{type(self).__name__}.compile)."
+            )
+
+    def _check_output_shapes(self, x):
+        """Compares the two models' outputs on one example of `x`, when
+        their shapes are not known statically (subclassed models).
+
+        A mismatch found later, while tracing the first step, would leave
+        the JAX trainer's variables unsynced; here nothing has run yet.
+        """
+        static = (
+            model_checks.output_shape(self.teacher),
+            model_checks.output_shape(self.student),
+        )
+        if None not in static:
+            return
+        try:
+            example = keras.tree.map_structure(lambda array: array[:1], x)
+        except (TypeError, IndexError, KeyError):
+            return  # a dataset or generator: checked when the step is traced
+        model_checks.check_logit_shapes(
+            self.teacher(example, training=False).shape,
+            self.student(example, training=False).shape,
+            self.teacher.name,
+            self.student.name,
+        )
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_compiled("fit")
+        self._check_output_shapes(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_compiled("evaluate")
+        self._check_output_shapes(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._check_compiled("train_on_batch")
+        return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        self._check_compiled("test_on_batch")
+        return super().test_on_batch(*args, **kwargs)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "student": _serialize_model(self.student),
+            "teacher": _serialize_model(self.teacher),
+            "teacher_outputs": self._teacher_outputs_arg,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("student", "teacher"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _as_float(variable):
+    """A float32 variable's value as the shortest float that round-trips,
+    so that a distiller given alpha=0.7 reports 0.7, not 0.699999988."""
+    return float(str(np.float32(variable.numpy())))
+
+
+def _serialize_model(model):
+    """A model's config without its own compile config: the distiller's
+    optimizer trains the student, and a teacher's optimizer is never used."""
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return config
+
+
+def _pick(name, value, alias, alias_value):
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise ValueError(
+            f"Both `{name}` and `{alias}` were given to compile(). `{alias}` "
+            f"is the keras.io tutorial's name for `{name}`: pass only one."
+        )
+    return alias_value
