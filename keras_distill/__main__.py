@@ -1,0 +1,4 @@
+from keras_distill.cli import main
+
+if __name__ == "__main__":
+    main()

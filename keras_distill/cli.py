@@ -1,0 +1,92 @@
+"""`keras-distill` / `python -m keras_distill`: the command line."""
+
+import argparse
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-distill",
+        description="Knowledge distillation for Keras 3.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub):
+        sub.add_argument("--backend", choices=BACKENDS,
+                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+        sub.add_argument("--output", default="distill-output",
+                         help="Directory for results.md, student.keras and "
+                         "student_savedmodel/ (default: ./distill-output).")
+        sub.add_argument("--alpha", type=float, default=0.5,
+                         help="Weight of the hard-label loss (default 0.5).")
+        sub.add_argument("--temperature", type=float, default=2.0,
+                         help="Softmax temperature (default 2.0).")
+        sub.add_argument("--batch-size", type=int, default=128)
+
+    demo = commands.add_parser(
+        "demo", help="Train a teacher and a student on Fashion-MNIST, distill, "
+        "compare and export.")
+    common(demo)
+    demo.add_argument("--quick", action="store_true",
+                      help="A small subset and few epochs (under a minute).")
+    demo.add_argument("--epochs", type=int, help="Student epochs (default 20; quick: 3).")
+    demo.add_argument("--teacher-epochs", type=int,
+                      help="Teacher epochs (default 12; quick: 2).")
+    demo.add_argument("--seed", type=int, default=0)
+
+    distill = commands.add_parser(
+        "distill", help="Distill a saved teacher into a saved student.")
+    common(distill)
+    distill.add_argument("--teacher", required=True, help="Teacher .keras file.")
+    distill.add_argument("--student", required=True, help="Student .keras file.")
+    distill.add_argument("--data", required=True,
+                         help="fashion_mnist, digits, or a .npz file with x_train, "
+                         "y_train, x_test, y_test.")
+    distill.add_argument("--epochs", type=int, default=10)
+    return parser
+
+
+def _select_backend(backend):
+    """Makes `backend` the Keras backend, re-running the command if needed.
+
+    The backend is fixed when Keras is first imported, and importing
+    keras_distill (as `python -m keras_distill` does) imports Keras.
+    """
+    if backend is None:
+        return
+    if "keras" in sys.modules:
+        if sys.modules["keras"].backend.backend() == backend:
+            return
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        os.execve(sys.executable,
+                  [sys.executable, "-m", "keras_distill", *sys.argv[1:]], env)
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _select_backend(args.backend)
+    try:
+        _run(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"keras-distill: error: {error}\n")
+    return 0
+
+
+def _run(args):
+    from keras_distill import jobs
+
+    if args.command == "demo":
+        jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
+                      temperature=args.temperature, epochs=args.epochs,
+                      teacher_epochs=args.teacher_epochs,
+                      batch_size=args.batch_size, seed=args.seed)
+    else:
+        jobs.run_distill(args.teacher, args.student, args.data, args.epochs,
+                         args.output, alpha=args.alpha,
+                         temperature=args.temperature,
+                         batch_size=args.batch_size)

@@ -1,0 +1,67 @@
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+from tests.conftest import BACKEND
+from tests.conftest import make_pair
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_distill", *args, "--backend", BACKEND],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def table_rows(text):
+    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+
+
+def test_demo_quick(tmp_path):
+    output = str(tmp_path / "out")
+    stdout = run_cli("demo", "--quick", "--output", output)
+    assert f"Backend: {BACKEND}." in stdout
+    with open(os.path.join(output, "results.md")) as f:
+        rows = table_rows(f.read())
+    assert [row.split("|")[1].strip() for row in rows] == ["teacher", "student from scratch", "distilled student"]
+    for row in rows:
+        accuracy = float(row.split("|")[4].strip().rstrip("%"))
+        assert 50.0 < accuracy <= 100.0  # ten classes: chance is 10%
+    student = keras.saving.load_model(os.path.join(output, "student.keras"))
+    assert student.count_params() == 25450
+    assert os.path.exists(os.path.join(output, "student_savedmodel", "saved_model.pb"))
+
+
+def test_distill_saved_models(tmp_path):
+    student, teacher = make_pair()
+    teacher.save(tmp_path / "teacher.keras")
+    student.save(tmp_path / "student.keras")
+    output = str(tmp_path / "out")
+    stdout = run_cli(
+        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
+        "--data", "digits", "--epochs", "2", "--output", output,
+    )
+    assert "distilled student" in stdout
+    distilled = keras.saving.load_model(os.path.join(output, "student.keras"))
+    assert not all(np.array_equal(a, b) for a, b in zip(distilled.get_weights(), student.get_weights()))
+
+
+def test_distill_rejects_unknown_data(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_distill", "distill", "--teacher", "t.keras", "--student", "s.keras",
+         "--data", "nope.csv", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "keras-distill: error: Unknown --data. Received: 'nope.csv'" in result.stderr
+    assert "Traceback" not in result.stderr
