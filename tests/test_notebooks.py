@@ -1,0 +1,24 @@
+import os
+
+import pytest
+
+from tests.conftest import BACKEND
+
+NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="notebooks run once, on the JAX backend")
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")))
+def test_notebook_runs(name, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("KERAS_DISTILL_QUICK", "1")
+    monkeypatch.setenv("KERAS_DISTILL_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_DISTILL_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "strip outputs"
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert os.path.exists(tmp_path / "student.keras")
+    assert os.path.exists(tmp_path / "student_savedmodel" / "saved_model.pb")
+    assert os.path.exists(tmp_path / "learning_curves.png")
