@@ -34,7 +34,10 @@ def build_parser():
                       help="A small subset and few epochs (under a minute).")
     demo.add_argument("--epochs", type=int, help="Student epochs (default 20; quick: 3).")
     demo.add_argument("--teacher-epochs", type=int,
-                      help="Teacher epochs (default 12; quick: 2).")
+                      help="Teacher epochs (default 20; quick: 2).")
+    demo.add_argument("--labels", type=int,
+                      help="Training labels the students get (default 5000; "
+                      "quick: 1000). The teacher gets them all.")
     demo.add_argument("--seed", type=int, default=0)
 
     distill = commands.add_parser(
@@ -83,7 +86,7 @@ def _run(args):
     if args.command == "demo":
         jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
                       temperature=args.temperature, epochs=args.epochs,
-                      teacher_epochs=args.teacher_epochs,
+                      teacher_epochs=args.teacher_epochs, labels=args.labels,
                       batch_size=args.batch_size, seed=args.seed)
     else:
         jobs.run_distill(args.teacher, args.student, args.data, args.epochs,
