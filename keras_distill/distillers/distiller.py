@@ -142,21 +142,9 @@ class Distiller(keras.Model):
             )
         self.teacher_outputs = teacher_outputs
 
-        self._alpha = self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(DEFAULT_ALPHA),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name="alpha",
-        )
-        self._temperature = self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(DEFAULT_TEMPERATURE),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name="temperature",
+        self._alpha = self._hyperparameter("alpha", DEFAULT_ALPHA)
+        self._temperature = self._hyperparameter(
+            "temperature", DEFAULT_TEMPERATURE
         )
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
@@ -165,6 +153,18 @@ class Distiller(keras.Model):
         self._student_loss = None
         self._distillation_loss = None
         self._distillation_compile_config = None
+
+    def _hyperparameter(self, name, value):
+        # float32 even under mixed precision; a variable, so that a new value
+        # reaches the compiled step without retracing it.
+        return self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(value),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name=name,
+        )
 
     @property
     def alpha(self):

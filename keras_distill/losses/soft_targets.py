@@ -52,8 +52,33 @@ def soft_target_cross_entropy(teacher_logits, student_logits, *, temperature=1.0
     return ops.square(ops.cast(temperature, "float32")) * cross_entropy
 
 
+class _SoftTargetLoss(DistillationLoss):
+    """A `DistillationLoss` computed by a per-example function of
+    `(teacher_logits, student_logits, temperature)`."""
+
+    uses_temperature = True
+    function = None
+
+    def __init__(
+        self,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+    ):
+        super().__init__(
+            temperature=temperature,
+            reduction=reduction,
+            name=name or self.function.__name__,
+            dtype=dtype,
+        )
+
+    def call(self, y_true, y_pred):
+        return type(self).function(y_true, y_pred, temperature=self.temperature)
+
+
 @keras.saving.register_keras_serializable(package="keras_distill")
-class SoftTargetKLDivergence(DistillationLoss):
+class SoftTargetKLDivergence(_SoftTargetLoss):
     """Soft-target KL divergence of Hinton et al., with the T^2 factor.
 
     `loss = T^2 * KL(softmax(y_true / T) || softmax(y_pred / T))`, where
@@ -64,7 +89,8 @@ class SoftTargetKLDivergence(DistillationLoss):
     Args:
         temperature: float > 0. Softmax temperature. Defaults to `1.0`.
         reduction: Type of reduction, as in `keras.losses.Loss`.
-        name: Optional name for the loss instance.
+        name: Optional name for the loss instance. Defaults to
+            `"soft_target_kl_divergence"`.
         dtype: The dtype of the loss's computations. Defaults to float32.
 
     Examples:
@@ -78,27 +104,11 @@ class SoftTargetKLDivergence(DistillationLoss):
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
 
-    uses_temperature = True
-
-    def __init__(
-        self,
-        temperature=1.0,
-        reduction="sum_over_batch_size",
-        name="soft_target_kl_divergence",
-        dtype=None,
-    ):
-        super().__init__(
-            temperature=temperature, reduction=reduction, name=name, dtype=dtype
-        )
-
-    def call(self, y_true, y_pred):
-        return soft_target_kl_divergence(
-            y_true, y_pred, temperature=self.temperature
-        )
+    function = staticmethod(soft_target_kl_divergence)
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class SoftTargetCrossEntropy(DistillationLoss):
+class SoftTargetCrossEntropy(_SoftTargetLoss):
     """Soft-target cross-entropy of Hinton et al., with the T^2 factor.
 
     `loss = -T^2 * sum(softmax(y_true / T) * log_softmax(y_pred / T))`, where
@@ -110,7 +120,8 @@ class SoftTargetCrossEntropy(DistillationLoss):
     Args:
         temperature: float > 0. Softmax temperature. Defaults to `1.0`.
         reduction: Type of reduction, as in `keras.losses.Loss`.
-        name: Optional name for the loss instance.
+        name: Optional name for the loss instance. Defaults to
+            `"soft_target_cross_entropy"`.
         dtype: The dtype of the loss's computations. Defaults to float32.
 
     Examples:
@@ -122,20 +133,4 @@ class SoftTargetCrossEntropy(DistillationLoss):
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
 
-    uses_temperature = True
-
-    def __init__(
-        self,
-        temperature=1.0,
-        reduction="sum_over_batch_size",
-        name="soft_target_cross_entropy",
-        dtype=None,
-    ):
-        super().__init__(
-            temperature=temperature, reduction=reduction, name=name, dtype=dtype
-        )
-
-    def call(self, y_true, y_pred):
-        return soft_target_cross_entropy(
-            y_true, y_pred, temperature=self.temperature
-        )
+    function = staticmethod(soft_target_cross_entropy)
