@@ -67,3 +67,10 @@ def test_distill_rejects_unknown_data(tmp_path):
     assert result.returncode == 2
     assert "keras-distill: error: Unknown --data. Received: 'nope.csv'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "keras-distill")
+    result = subprocess.run([script, "demo", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--quick" in result.stdout and "--backend" in result.stdout

@@ -1,40 +1,22 @@
 """Distiller: soft-target knowledge distillation (Hinton et al., 2015)."""
 
-import math
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_distill import losses as losses_module
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import replicas
+from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
+from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.distillers.hyperparameters import as_float
+from keras_distill.distillers.hyperparameters import resolve_temperature
+from keras_distill.distillers.hyperparameters import validate_alpha
+from keras_distill.distillers.hyperparameters import validate_temperature
 from keras_distill.distillers.student_loss import resolve_student_loss
 
-# Defaults measured with `keras-distill demo` (Fashion-MNIST, 784-1200-1200-10
-# teacher, 784-32-10 student): small students want low temperatures.
-DEFAULT_ALPHA = 0.5
-DEFAULT_TEMPERATURE = 2.0
 TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
 # log() of probabilities that underflowed to 0 in float32.
 _LOG_FLOOR = 1e-30
-
-
-def validate_alpha(alpha):
-    """Returns `alpha` as a float, or raises if it is not a number in [0, 1]."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(
-            "`alpha` must be a Python number in [0, 1]. Received: "
-            f"alpha={alpha!r} (of type {type(alpha).__name__}). "
-            "Use e.g. alpha=0.5."
-        )
-    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise ValueError(
-            "`alpha` is the weight of the hard-label loss and must be in "
-            f"[0, 1]. Received: alpha={alpha}. Use e.g. alpha=0.5 "
-            "(alpha=0 distills only, alpha=1 ignores the teacher)."
-        )
-    return float(alpha)
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
@@ -169,7 +151,7 @@ class Distiller(keras.Model):
     @property
     def alpha(self):
         """The weight of the hard-label loss, a float in [0, 1]."""
-        return _as_float(self._alpha)
+        return as_float(self._alpha)
 
     @alpha.setter
     def alpha(self, value):
@@ -186,11 +168,11 @@ class Distiller(keras.Model):
     @property
     def temperature(self):
         """The softmax temperature of the distillation loss, a float > 0."""
-        return _as_float(self._temperature)
+        return as_float(self._temperature)
 
     @temperature.setter
     def temperature(self, value):
-        self._temperature.assign(losses_module.distillation_loss.validate_temperature(value))
+        self._temperature.assign(validate_temperature(value))
 
     def compile(
         self,
@@ -243,9 +225,7 @@ class Distiller(keras.Model):
             distillation_loss = "kl"
         alpha = DEFAULT_ALPHA if alpha is None else validate_alpha(alpha)
         resolved = losses_module.get(distillation_loss)
-        temperature = self._resolve_temperature(
-            distillation_loss, resolved, temperature
-        )
+        temperature = resolve_temperature(distillation_loss, resolved, temperature)
         student_loss = resolve_student_loss(loss)
         if student_loss is None and alpha > 0:
             raise ValueError(
@@ -274,23 +254,6 @@ class Distiller(keras.Model):
             "distillation_loss": distillation_loss,
             **kwargs,
         }
-
-    def _resolve_temperature(self, identifier, resolved, temperature):
-        own = getattr(resolved, "temperature", None)
-        given = isinstance(identifier, losses_module.DistillationLoss)
-        if temperature is None:
-            return own if (given and own is not None) else DEFAULT_TEMPERATURE
-        temperature = losses_module.distillation_loss.validate_temperature(
-            temperature
-        )
-        if given and own is not None and own != temperature:
-            raise ValueError(
-                f"Two temperatures were given: temperature={temperature} and "
-                f"distillation_loss={type(resolved).__name__}(temperature="
-                f"{own}). Give one of them, e.g. drop `temperature` from "
-                "compile()."
-            )
-        return temperature
 
     def _bind_temperature(self, loss):
         """A private copy of `loss` that reads this distiller's temperature."""
@@ -478,12 +441,6 @@ class Distiller(keras.Model):
         for key in ("student", "teacher"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _as_float(variable):
-    """A float32 variable's value as the shortest float that round-trips,
-    so that a distiller given alpha=0.7 reports 0.7, not 0.699999988."""
-    return float(str(np.float32(variable.numpy())))
 
 
 def _serialize_model(model):
