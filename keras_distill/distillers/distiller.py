@@ -33,8 +33,8 @@ class Distiller(keras.Model):
     `T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T))`,
     averaged over the batch; `sample_weight` weights both terms. It is
     computed in `compute_loss` with `keras.ops` only, so it runs on
-    TensorFlow, JAX and PyTorch, compiled or not, and under
-    `tf.distribute` / `keras.distribution`.
+    TensorFlow, JAX and PyTorch, compiled or not; under a `tf.distribute`
+    strategy its loss and gradients equal single-device training.
 
     The teacher is frozen at construction (`teacher.trainable = False`, as in
     `keras.distillation`), always runs with `training=False` and its outputs
