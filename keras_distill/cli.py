@@ -4,6 +4,9 @@ import argparse
 import os
 import sys
 
+from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
+from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -20,10 +23,10 @@ def build_parser():
         sub.add_argument("--output", default="distill-output",
                          help="Directory for results.md, student.keras and "
                          "student_savedmodel/ (default: ./distill-output).")
-        sub.add_argument("--alpha", type=float, default=0.5,
-                         help="Weight of the hard-label loss (default 0.5).")
-        sub.add_argument("--temperature", type=float, default=2.0,
-                         help="Softmax temperature (default 2.0).")
+        sub.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                         help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA}).")
+        sub.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                         help=f"Softmax temperature (default {DEFAULT_TEMPERATURE}).")
         sub.add_argument("--batch-size", type=int, default=128)
 
     demo = commands.add_parser(
@@ -56,7 +59,8 @@ def _select_backend(backend):
     """Makes `backend` the Keras backend, re-running the command if needed.
 
     The backend is fixed when Keras is first imported, and importing
-    keras_distill (as `python -m keras_distill` does) imports Keras.
+    keras_distill (as `python -m keras_distill` and this module do) imports
+    Keras.
     """
     if backend is None:
         return

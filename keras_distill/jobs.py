@@ -12,6 +12,8 @@ import numpy as np
 
 from keras_distill import datasets
 from keras_distill.distillers.distiller import Distiller
+from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
+from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill.export import export_saved_model
 
 DEMO = {
@@ -108,7 +110,8 @@ def _subset(x, y, size):
     return (x, y) if size is None else (x[:size], y[:size])
 
 
-def run_demo(output="distill-output", quick=False, alpha=0.5, temperature=2.0,
+def run_demo(output="distill-output", quick=False, alpha=DEFAULT_ALPHA,
+             temperature=DEFAULT_TEMPERATURE,
              epochs=None, teacher_epochs=None, labels=None, batch_size=128,
              seed=0, verbose="auto"):
     """Teacher, students from scratch and a distilled student on Fashion-MNIST.
@@ -243,8 +246,9 @@ def _fit_to_input(x, model):
     return x
 
 
-def run_distill(teacher_path, student_path, data, epochs, output, alpha=0.5,
-                temperature=2.0, batch_size=128, verbose="auto"):
+def run_distill(teacher_path, student_path, data, epochs, output,
+                alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE,
+                batch_size=128, verbose="auto"):
     """Distills a saved teacher into a saved student and reports both."""
     (x_train, y_train), (x_test, y_test) = load_data(data)
     for path in (teacher_path, student_path):

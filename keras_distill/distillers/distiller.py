@@ -305,12 +305,9 @@ class Distiller(keras.Model):
         if losses_module.lookup.is_logit_loss(loss):
             return loss(teacher_logits, student_logits, sample_weight=sample_weight)
         temperature = self._temperature
-        teacher_probs = ops.softmax(
-            ops.cast(teacher_logits, "float32") / temperature, axis=-1
-        )
-        student_probs = ops.softmax(
-            ops.cast(student_logits, "float32") / temperature, axis=-1
-        )
+        soften = losses_module.distillation_loss.soften
+        teacher_probs = ops.exp(soften(teacher_logits, temperature))
+        student_probs = ops.exp(soften(student_logits, temperature))
         return ops.square(temperature) * ops.cast(
             loss(teacher_probs, student_probs, sample_weight=sample_weight),
             "float32",
