@@ -2,7 +2,11 @@
 
 from keras_distill import callbacks
 from keras_distill import datasets
+from keras_distill import features
 from keras_distill import losses
 from keras_distill.distillers.distiller import Distiller
+from keras_distill.distillers.feature_distiller import FeatureDistiller
+from keras_distill.distillers.fsp_distiller import FSPDistiller
+from keras_distill.distillers.hint_distiller import HintDistiller
 
 __version__ = "0.1.0"

@@ -291,7 +291,10 @@ class Distiller(keras.Model):
 
     def compute_teacher_logits(self, x):
         """The teacher's float32 logits for inputs `x`, without gradient."""
-        outputs = self.teacher(x, training=False)
+        return self.as_teacher_logits(self.teacher(x, training=False))
+
+    def as_teacher_logits(self, outputs):
+        """The teacher's final outputs as float32 logits, without gradient."""
         outputs = ops.cast(outputs, "float32")
         if self.teacher_outputs == "probabilities":
             outputs = ops.log(ops.maximum(outputs, _LOG_FLOOR))
@@ -316,8 +319,14 @@ class Distiller(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        student_logits = y_pred
         teacher_logits = self.compute_teacher_logits(x)
+        return self.response_loss(
+            y, teacher_logits, y_pred, sample_weight
+        ) + self._regularization_loss()
+
+    def response_loss(self, y, teacher_logits, student_logits, sample_weight=None):
+        """`alpha * loss(y, student) + (1 - alpha) * distillation_loss`,
+        recorded in the `student_loss` and `distillation_loss` metrics."""
         model_checks.check_logit_shapes(
             teacher_logits.shape,
             student_logits.shape,
@@ -341,11 +350,7 @@ class Distiller(keras.Model):
         distillation_loss = self.compute_distillation_loss(
             teacher_logits, student_logits, sample_weight
         )
-        total = (
-            self._alpha * student_loss
-            + (1.0 - self._alpha) * distillation_loss
-            + self._regularization_loss()
-        )
+        total = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
         batch_size = ops.shape(student_logits)[0]
         self.student_loss_tracker.update_state(
             replicas.unscale(student_loss), sample_weight=batch_size

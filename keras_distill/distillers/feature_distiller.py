@@ -1,0 +1,368 @@
+"""FeatureDistiller: distillation from intermediate features."""
+
+import keras
+from keras import ops
+
+from keras_distill import features as features_module
+from keras_distill.distillers import replicas
+from keras_distill.distillers.distiller import Distiller
+from keras_distill.distillers.feature_pairs import normalize_pair_weights
+from keras_distill.distillers.feature_pairs import normalize_pairs
+from keras_distill.distillers.feature_pairs import pair_shapes
+from keras_distill.distillers.feature_stage import FeatureStage
+from keras_distill.distillers.hyperparameters import as_float
+from keras_distill.distillers.regressors import build_regressor
+from keras_distill.losses.feature_loss import as_float32
+from keras_distill.losses.feature_loss import check_same_shape
+from keras_distill.losses.feature_lookup import get_feature_loss
+
+FINAL_OUTPUT = features_module.FINAL_OUTPUT
+
+
+@keras.saving.register_keras_serializable(package="keras_distill")
+class FeatureDistiller(Distiller):
+    """Distills a teacher's intermediate features, plus its soft targets.
+
+    The loss on a batch is the `keras_distill.Distiller` loss plus
+
+        feature_weight * sum over pairs k of pair_weights[k] *
+            feature_loss(teacher_feature_k, projection_k(student_feature_k))
+
+    The features come from functional sub-models over the models' own layers
+    (`keras_distill.features.build_feature_extractor`), so the student's
+    taps and its predictions come from one forward pass per step. Models
+    must be Functional or Sequential. The models are never edited.
+
+    `fit_features(x)` trains the student's layers up to its tapped layers
+    (and the projections) on the feature loss alone, a first stage as in
+    FitNets and FSP; `fit(x, y)` then trains the whole student.
+
+    Args:
+        student: Functional or Sequential `keras.Model` returning logits.
+        teacher: Functional or Sequential `keras.Model` with the student's
+            output shape.
+        pairs: list of `(teacher_layer, student_layer)`. Each side is a
+            layer name (`"backbone/conv3"` inside a nested model) or a tuple
+            of names, for losses that compare several maps (FSP).
+        feature_loss: A `keras.losses.Loss` called as
+            `loss(teacher_feature, student_feature, sample_weight)`, or a
+            name: `"hint"`, `"mse"`, `"attention_transfer"`, `"fsp"`,
+            `"rkd_distance"`, `"rkd_angle"`, `"cosine_similarity"`.
+        pair_weights: One float per pair. Defaults to `1 / len(pairs)`
+            each (the mean over pairs).
+        projections: `None` (compare features as they are), `"auto"`
+            (learn a `keras_distill.distillers.regressors.build_regressor`
+            layer for every pair whose shapes differ) or a list with one
+            Keras layer (or `None`) per pair, applied to the student's
+            feature. Projections are trained with the student but are not
+            part of it.
+        teacher_outputs: As in `keras_distill.Distiller`.
+        name: Name of the distiller.
+
+    Examples:
+
+    ```python
+    distiller = keras_distill.FeatureDistiller(
+        student, teacher,
+        pairs=[("teacher_block2", "student_block2")],
+        feature_loss=keras_distill.losses.AttentionTransfer(),
+    )
+    distiller.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        alpha=1.0,
+        feature_weight=500.0,
+    )
+    distiller.fit(x_train, y_train, epochs=5)
+    ```
+    """
+
+    requires_feature_stage = False
+    weight_argument = "feature_weight"
+    default_feature_weight = 1.0
+    feature_metric_name = "feature_loss"
+
+    def __init__(
+        self,
+        student,
+        teacher,
+        pairs,
+        feature_loss="mse",
+        pair_weights=None,
+        projections=None,
+        teacher_outputs="auto",
+        name="feature_distiller",
+        **kwargs,
+    ):
+        super().__init__(
+            student, teacher, teacher_outputs=teacher_outputs, name=name, **kwargs
+        )
+        self.pairs = normalize_pairs(pairs)
+        self.pair_weights = normalize_pair_weights(pair_weights, len(self.pairs))
+        self.feature_loss = get_feature_loss(feature_loss)
+        teacher_layers = _unique(spec for spec, _ in self.pairs)
+        student_layers = _unique(spec for _, spec in self.pairs)
+        self.teacher_features = features_module.build_feature_extractor(
+            teacher, teacher_layers
+        )
+        self.student_features = features_module.build_feature_extractor(
+            student, student_layers
+        )
+        self._projections_arg = projections
+        self.projections = self._build_projections(projections)
+        self._check_pairs()
+        self.feature_loss_tracker = keras.metrics.Mean(name=self.feature_metric_name)
+        self._feature_weight = self._hyperparameter(
+            "feature_weight", self.default_feature_weight
+        )
+        self._feature_stage_done = self._hyperparameter("feature_stage_done", 0.0)
+
+    def _build_projections(self, projections):
+        if projections is None:
+            return [keras.layers.Identity() for _ in self.pairs]
+        if projections == "auto":
+            built = []
+            for index, (teacher_shape, student_shape) in enumerate(
+                pair_shapes(self.pairs, self.teacher_features, self.student_features)
+            ):
+                if teacher_shape == student_shape or isinstance(teacher_shape, list):
+                    built.append(keras.layers.Identity())
+                else:
+                    built.append(
+                        build_regressor(
+                            student_shape, teacher_shape, name=f"projection_{index}"
+                        )
+                    )
+            return built
+        if isinstance(projections, (keras.layers.Layer, dict)):
+            projections = [projections]
+        projections = list(projections)
+        if len(projections) != len(self.pairs):
+            raise ValueError(
+                f"Expected one projection per pair ({len(self.pairs)}). "
+                f"Received {len(projections)}: {projections!r}. Pass a list "
+                "with a layer (or None) for each pair, or projections='auto'."
+            )
+        return [
+            keras.layers.Identity() if layer is None else _deserialize_layer(layer)
+            for layer in projections
+        ]
+
+    def _check_pairs(self):
+        """Builds the projections and checks every pair's shapes."""
+        shapes = pair_shapes(self.pairs, self.teacher_features, self.student_features)
+        for (teacher_spec, student_spec), projection, (teacher_shape, student_shape) in zip(
+            self.pairs, self.projections, shapes
+        ):
+            if isinstance(student_shape, tuple):
+                if not projection.built:
+                    projection.build(student_shape)
+                student_shape = tuple(
+                    projection.compute_output_spec(
+                        keras.KerasTensor(student_shape, dtype="float32")
+                    ).shape
+                )
+            elif not isinstance(projection, keras.layers.Identity):
+                raise ValueError(
+                    f"A projection was given for the pair {teacher_spec!r} / "
+                    f"{student_spec!r}, whose sides are several layers. "
+                    "Projections apply to single layers: pass None for it."
+                )
+            check = getattr(self.feature_loss, "check_shapes", None)
+            try:
+                if check is not None:
+                    check(teacher_shape, student_shape)
+                elif isinstance(teacher_shape, tuple):
+                    check_same_shape(
+                        teacher_shape, student_shape, type(self.feature_loss).__name__
+                    )
+            except ValueError as error:
+                raise ValueError(
+                    f"Pair (teacher {teacher_spec!r}, student {student_spec!r}): "
+                    f"{error}"
+                ) from None
+
+    @property
+    def feature_weight(self):
+        """The weight of the feature loss in `fit`, a float >= 0."""
+        return as_float(self._feature_weight)
+
+    @feature_weight.setter
+    def feature_weight(self, value):
+        self._feature_weight.assign(_validate_weight(self.weight_argument, value))
+
+    @property
+    def feature_stage_done(self):
+        """Whether `fit_features` has run (saved with the weights)."""
+        return as_float(self._feature_stage_done) > 0
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, *, feature_weight=None, **kwargs):
+        """Configures the distiller; see `keras_distill.Distiller.compile`.
+
+        Args:
+            feature_weight: float >= 0, the weight of the feature loss.
+                Defaults to 1.0.
+            **kwargs: As in `keras_distill.Distiller.compile`.
+        """
+        self._compile_with_weight(feature_weight, optimizer, loss, metrics, **kwargs)
+
+    def _compile_with_weight(self, weight, optimizer, loss, metrics, **kwargs):
+        weight = self.default_feature_weight if weight is None else weight
+        weight = _validate_weight(self.weight_argument, weight)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self._feature_weight.assign(weight)
+        self._distillation_compile_config[self.weight_argument] = weight
+
+    def call(self, inputs, training=None):
+        return self.student_features(inputs, training=training)
+
+    def compute_feature_loss(self, teacher_features, student_features, sample_weight=None):
+        """The weighted sum over pairs of the feature loss (float32)."""
+        total = ops.zeros((), dtype="float32")
+        for (teacher_spec, student_spec), weight, projection in zip(
+            self.pairs, self.pair_weights, self.projections
+        ):
+            teacher = _gather(teacher_features, teacher_spec)
+            student = _gather(student_features, student_spec)
+            if isinstance(student_spec, str):
+                student = projection(student)
+            loss = self.feature_loss(
+                as_float32(teacher), as_float32(student), sample_weight=sample_weight
+            )
+            total = total + weight * ops.cast(loss, "float32")
+        return total
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        teacher = dict(self.teacher_features(x, training=False))
+        teacher = keras.tree.map_structure(ops.stop_gradient, teacher)
+        teacher_logits = self.as_teacher_logits(teacher.pop(FINAL_OUTPUT))
+        student_logits = y_pred[FINAL_OUTPUT]
+        response = self.response_loss(y, teacher_logits, student_logits, sample_weight)
+        feature_loss = self.compute_feature_loss(teacher, y_pred, sample_weight)
+        self.feature_loss_tracker.update_state(
+            replicas.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0]
+        )
+        return (
+            response
+            + self._feature_weight * feature_loss
+            + self._regularization_loss()
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, y_pred[FINAL_OUTPUT], sample_weight)
+
+    def predict(self, x, *args, **kwargs):
+        """The student's predictions, as `self.student.predict` gives them."""
+        return super().predict(x, *args, **kwargs)[FINAL_OUTPUT]
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(x)[FINAL_OUTPUT]
+
+    def fit_features(self, x=None, y=None, *, optimizer=None, **kwargs):
+        """Stage 1: trains the student up to its tapped layers on the
+        feature loss alone; the student's later layers are not run.
+
+        Labels are not needed (`y`, or labels in a dataset, are ignored).
+
+        Args:
+            x: Inputs, as in `keras.Model.fit`.
+            y: Ignored; accepted so that `(x, y)` datasets work.
+            optimizer: The stage's optimizer. Defaults to a fresh copy of
+                the compiled optimizer (or Adam before `compile`).
+            **kwargs: Passed to `keras.Model.fit` (`epochs`, `batch_size`,
+                `callbacks`, ...).
+
+        Returns:
+            The stage's `History`.
+        """
+        stage = FeatureStage(self)
+        if optimizer is None:
+            optimizer = "adam"
+            if self.compiled and self.optimizer is not None:
+                optimizer = self.optimizer.__class__.from_config(
+                    self.optimizer.get_config()
+                )
+        compile_kwargs = {}
+        if self.compiled:
+            compile_kwargs["jit_compile"] = self.jit_compile
+        stage.compile(optimizer=optimizer, **compile_kwargs)
+        history = stage.fit(x, y, **kwargs)
+        self._feature_stage_done.assign(1.0)
+        return history
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_compiled("fit")
+        if (
+            self.requires_feature_stage
+            and not self.feature_stage_done
+            and self.feature_weight == 0
+        ):
+            stage = self.stage_method
+            raise ValueError(
+                f"{type(self).__name__}.fit() was called before {stage}() "
+                f"with {self.weight_argument}=0, so the features would never "
+                f"be distilled. Run stage 1 first: distiller.{stage}(x, "
+                f"epochs=...), then fit(x, y). To train on the feature loss "
+                f"and the task in one stage instead, compile with "
+                f"{self.weight_argument} > 0."
+            )
+        return super().fit(x, *args, **kwargs)
+
+    stage_method = "fit_features"
+
+    def get_config(self):
+        config = super().get_config()
+        projections = self._projections_arg
+        if projections not in (None, "auto"):
+            if isinstance(projections, keras.layers.Layer):
+                projections = [projections]
+            projections = [
+                None if layer is None else keras.saving.serialize_keras_object(layer)
+                for layer in projections
+            ]
+        config.update(
+            {
+                "pairs": [list(pair) for pair in self.pairs],
+                "feature_loss": keras.saving.serialize_keras_object(self.feature_loss),
+                "pair_weights": list(self.pair_weights),
+                "projections": projections,
+            }
+        )
+        return config
+
+
+def _deserialize_layer(layer):
+    if isinstance(layer, dict):
+        return keras.saving.deserialize_keras_object(layer)
+    if not isinstance(layer, keras.layers.Layer):
+        raise TypeError(
+            "Projections must be Keras layers. Received: "
+            f"{layer!r} (of type {type(layer).__name__}). Pass e.g. "
+            "keras.layers.Dense(teacher_width)."
+        )
+    return layer
+
+
+def _validate_weight(argument, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(
+            f"`{argument}` must be a number >= 0. Received: {argument}="
+            f"{value!r}. Use e.g. {argument}=1.0."
+        )
+    return float(value)
+
+
+def _unique(specs):
+    names = []
+    for spec in specs:
+        for name in (spec,) if isinstance(spec, str) else spec:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _gather(features, spec):
+    if isinstance(spec, str):
+        return features[spec]
+    return tuple(features[name] for name in spec)
