@@ -54,3 +54,22 @@ def numpy_kl(teacher_logits, student_logits, temperature):
 
 def numpy_sparse_ce(labels, logits):
     return -log_softmax(logits)[np.arange(len(labels)), labels]
+
+
+def make_cnn(name, filters=(8, 8), *, batch_norm=False):
+    """A small channels-last CNN for 8x8x1 digits, layers `{name}_conv{i}`."""
+    inputs = keras.Input((8, 8, 1))
+    x = inputs
+    for index, count in enumerate(filters, start=1):
+        x = keras.layers.Conv2D(count, 3, padding="same", activation="relu", name=f"{name}_conv{index}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(momentum=0.5, name=f"{name}_bn{index}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name=f"{name}_logits")(x), name=name)
+
+
+@pytest.fixture(scope="session")
+def digit_images(digits):
+    """The digits as (n, 8, 8, 1) images."""
+    (x_train, y_train), (x_test, y_test) = digits
+    return (x_train.reshape(-1, 8, 8, 1), y_train), (x_test.reshape(-1, 8, 8, 1), y_test)

@@ -91,7 +91,7 @@ class HintDistiller(FeatureDistiller):
                 "each teacher hint layer with one student layer."
             )
         pairs = list(zip(hint_layers, guided_layers))
-        self._regressor_arg = regressor
+        regressor_arg = regressor
         if regressor is None:
             regressor = _default_regressors(student, teacher, pairs)
         super().__init__(
@@ -105,6 +105,7 @@ class HintDistiller(FeatureDistiller):
             name=name,
             **kwargs,
         )
+        self._regressor_arg = regressor_arg
         self.hint_layer = hint_layer if isinstance(hint_layer, str) else hint_layers
         self.guided_layer = (
             guided_layer if isinstance(guided_layer, str) else guided_layers

@@ -13,8 +13,14 @@ def _angles(features):
     """`cos` of the angle at `i` between `j` and `k`: shape (batch, batch, batch)."""
     features = flatten(features)
     differences = ops.expand_dims(features, 0) - ops.expand_dims(features, 1)
-    norms = ops.sqrt(ops.sum(ops.square(differences), axis=-1, keepdims=True))
-    directions = differences / ops.maximum(norms, DISTANCE_EPSILON)
+    # The floor inside the sqrt keeps the gradient finite at x_i - x_i = 0.
+    norms = ops.sqrt(
+        ops.maximum(
+            ops.sum(ops.square(differences), axis=-1, keepdims=True),
+            DISTANCE_EPSILON,
+        )
+    )
+    directions = differences / norms
     return ops.einsum("ijd,ikd->ijk", directions, directions)
 
 
