@@ -9,11 +9,13 @@ from tests.conftest import BACKEND
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="the README example runs once, on JAX")
-def test_readme_example_runs(monkeypatch, tmp_path):
+def readme_block(heading):
     with open(README) as f:
-        code = re.search(r"## Example\n\n```python\n(.*?)```", f.read(), re.S).group(1)
-    assert len(code.strip().splitlines()) <= 16
+        return re.search(rf"## {re.escape(heading)}\n\n```python\n(.*?)```", f.read(), re.S).group(1)
+
+
+@pytest.fixture
+def small_fashion_mnist(monkeypatch, tmp_path):
     full = kd.datasets.load_fashion_mnist
 
     def subset(**kwargs):
@@ -22,5 +24,17 @@ def test_readme_example_runs(monkeypatch, tmp_path):
 
     monkeypatch.setattr(kd.datasets, "load_fashion_mnist", subset)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace("epochs=5", "epochs=1"), "README.md", "exec"), {})
-    assert (tmp_path / "student.keras").exists()
+    return tmp_path
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the README examples run once, on JAX")
+@pytest.mark.parametrize(
+    "heading, max_lines",
+    [("Example", 16), ("Feature distillation: FitNets, FSP, attention, relations", 22)],
+)
+def test_readme_example_runs(small_fashion_mnist, heading, max_lines):
+    code = readme_block(heading)
+    assert len(code.strip().splitlines()) <= max_lines
+    code = re.sub(r"epochs=\d+", "epochs=1", code)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (small_fashion_mnist / "student.keras").exists()

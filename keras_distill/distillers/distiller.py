@@ -6,6 +6,7 @@ from keras import ops
 from keras_distill import losses as losses_module
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import replicas
+from keras_distill.distillers.regularization import regularization_loss
 from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
 from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill.distillers.hyperparameters import as_float
@@ -367,15 +368,7 @@ class Distiller(keras.Model):
         JAX trainer hands the forward pass's losses to `compute_loss` through
         it; the teacher's activity-regularization losses are left out.
         """
-        teacher_losses = self.teacher.losses
-        own = [
-            ops.cast(ops.sum(loss), "float32")
-            for loss in self.losses
-            if not any(loss is other for other in teacher_losses)
-        ]
-        if not own:
-            return ops.zeros((), dtype="float32")
-        return replicas.scale(ops.sum(ops.stack(own)))
+        return regularization_loss(self.losses, self.teacher.losses)
 
     def _check_compiled(self, method):
         if not self.compiled or self._distillation_loss is None:

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_distill import features as features_module
 from keras_distill.distillers import replicas
+from keras_distill.distillers.regularization import regularization_loss
 
 
 class FeatureStage(keras.Model):
@@ -43,15 +44,7 @@ class FeatureStage(keras.Model):
         self.feature_loss_tracker.update_state(
             replicas.unscale(loss), sample_weight=ops.shape(first)[0]
         )
-        teacher_losses = self.teacher_front.losses
-        own = [
-            ops.cast(ops.sum(value), "float32")
-            for value in self.losses
-            if not any(value is other for other in teacher_losses)
-        ]
-        if own:
-            loss = loss + replicas.scale(ops.sum(ops.stack(own)))
-        return loss
+        return loss + regularization_loss(self.losses, self.teacher_front.losses)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return self.get_metrics_result()
