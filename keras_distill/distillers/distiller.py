@@ -6,6 +6,7 @@ from keras import ops
 from keras_distill import losses as losses_module
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import replicas
+from keras_distill.distillers import teachers as teachers_module
 from keras_distill.distillers.regularization import regularization_loss
 from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
 from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
@@ -51,13 +52,23 @@ class Distiller(keras.Model):
         student: `keras.Model`. Outputs logits of shape `(batch, ...,
             num_classes)`. A student that ends in a softmax is refused: its
             logits are needed.
-        teacher: `keras.Model` with the student's output shape.
+        teacher: `keras.Model` with the student's output shape, or a list
+            of them: the distillation target is then the weighted mixture
+            of the teachers' temperature-softened distributions.
         teacher_outputs: `"auto"` (default), `"logits"` or
             `"probabilities"`. What the teacher returns. `"auto"` reads the
             teacher's last layer: a softmax there means probabilities, which
             are turned back into logits with `log` (exact up to a floor of
             1e-30, since `softmax(log(p) / T)` is the tempered distribution).
             Name it for subclassed teachers that return probabilities.
+        teacher_weights: One weight >= 0 per teacher, normalized to sum
+            to 1. Defaults to equal weights.
+        teacher_classes: list of teacher class indices, one per student
+            class in the student's order, for a student that specializes on
+            a subset of the teacher's classes (class-specialized
+            distillation, Wang et al., 2022). The teacher's logits of those
+            classes are taken and renormalized by the temperature softmax;
+            labels `y` are in the student's class indices.
         name: Name of the distiller.
 
     Examples:
@@ -76,16 +87,31 @@ class Distiller(keras.Model):
     distiller.student.save("student.keras")
     ```
 
+    Several teachers, or a student for classes 3, 5 and 7 of the teacher:
+
+    ```python
+    keras_distill.Distiller(student, teacher=[teacher_a, teacher_b], teacher_weights=[2, 1])
+    keras_distill.Distiller(student_3_classes, teacher, teacher_classes=[3, 5, 7])
+    ```
+
     Reference:
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+        - [Wang et al., 2022](https://openaccess.thecvf.com/content/ACCV2022/html/Wang_Class_Specialized_Knowledge_Distillation_ACCV_2022_paper.html)
     """
 
     def __init__(
-        self, student, teacher, teacher_outputs="auto", name="distiller", **kwargs
+        self,
+        student,
+        teacher,
+        teacher_outputs="auto",
+        teacher_weights=None,
+        teacher_classes=None,
+        name="distiller",
+        **kwargs,
     ):
         model_checks.check_model(student, "student")
-        model_checks.check_model(teacher, "teacher")
-        if student is teacher:
+        teachers = teachers_module.as_teacher_list(teacher)
+        if any(student is model for model in teachers):
             raise ValueError(
                 f"The same model {student.name!r} was passed as both `student` "
                 "and `teacher`. Pass two models; to distill a model into a "
@@ -106,24 +132,35 @@ class Distiller(keras.Model):
                 "keras.layers.Softmax() after distillation if you need "
                 "probabilities at serving time."
             )
-        model_checks.check_logit_shapes(
-            model_checks.output_shape(teacher),
-            model_checks.output_shape(student),
-            teacher.name,
-            student.name,
-        )
+        student_shape = model_checks.output_shape(student)
+        for model in teachers:
+            model_checks.check_logit_shapes(
+                teachers_module.check_teacher_classes(
+                    teacher_classes, model_checks.output_shape(model), student_shape, model.name
+                ),
+                student_shape,
+                model.name,
+                student.name,
+            )
+        weights = teachers_module.normalize_teacher_weights(teacher_weights, len(teachers))
         super().__init__(name=name, **kwargs)
         self.student = student
-        self.teacher = teacher
-        self.teacher.trainable = False
+        self.teachers = teachers
+        for model in teachers:
+            model.trainable = False
         self._teacher_outputs_arg = teacher_outputs
-        if teacher_outputs == "auto":
-            teacher_outputs = (
-                "probabilities"
-                if model_checks.ends_with_softmax(teacher)
-                else "logits"
-            )
-        self.teacher_outputs = teacher_outputs
+        self._teacher_weights_arg = None if teacher_weights is None else list(teacher_weights)
+        self.teacher_weights = weights
+        self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
+        self._teacher_kinds = [
+            teacher_outputs
+            if teacher_outputs != "auto"
+            else ("probabilities" if model_checks.ends_with_softmax(model) else "logits")
+            for model in teachers
+        ]
+        self.teacher_outputs = (
+            self._teacher_kinds[0] if len(teachers) == 1 else list(self._teacher_kinds)
+        )
 
         self._alpha = self._hyperparameter("alpha", DEFAULT_ALPHA)
         self._temperature = self._hyperparameter(
@@ -290,15 +327,34 @@ class Distiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
-    def compute_teacher_logits(self, x):
-        """The teacher's float32 logits for inputs `x`, without gradient."""
-        return self.as_teacher_logits(self.teacher(x, training=False))
+    @property
+    def teacher(self):
+        """The teacher, or the list of teachers when there are several."""
+        return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
 
-    def as_teacher_logits(self, outputs):
-        """The teacher's final outputs as float32 logits, without gradient."""
+    def compute_teacher_logits(self, x):
+        """The teacher's float32 logits for inputs `x`, without gradient.
+
+        With several teachers, logits whose temperature softmax is the
+        teachers' weighted mixture of softened distributions.
+        """
+        logits = [
+            self.as_teacher_logits(model(x, training=False), kind)
+            for model, kind in zip(self.teachers, self._teacher_kinds)
+        ]
+        if len(logits) == 1:
+            return logits[0]
+        return ops.stop_gradient(
+            teachers_module.mixture_logits(logits, self.teacher_weights, self._temperature)
+        )
+
+    def as_teacher_logits(self, outputs, kind=None):
+        """A teacher's final outputs as float32 logits of the student's
+        classes, without gradient."""
         outputs = ops.cast(outputs, "float32")
-        if self.teacher_outputs == "probabilities":
+        if (kind or self._teacher_kinds[0]) == "probabilities":
             outputs = ops.log(ops.maximum(outputs, _LOG_FLOOR))
+        outputs = teachers_module.select_classes(outputs, self.teacher_classes)
         return ops.stop_gradient(outputs)
 
     def compute_distillation_loss(
@@ -331,7 +387,7 @@ class Distiller(keras.Model):
         model_checks.check_logit_shapes(
             teacher_logits.shape,
             student_logits.shape,
-            self.teacher.name,
+            self.teachers[0].name,
             self.student.name,
         )
         if self._student_loss is None:
@@ -368,7 +424,8 @@ class Distiller(keras.Model):
         JAX trainer hands the forward pass's losses to `compute_loss` through
         it; the teacher's activity-regularization losses are left out.
         """
-        return regularization_loss(self.losses, self.teacher.losses)
+        teacher_losses = [loss for model in self.teachers for loss in model.losses]
+        return regularization_loss(self.losses, teacher_losses)
 
     def _check_compiled(self, method):
         if not self.compiled or self._distillation_loss is None:
@@ -386,22 +443,26 @@ class Distiller(keras.Model):
         A mismatch found later, while tracing the first step, would leave
         the JAX trainer's variables unsynced; here nothing has run yet.
         """
-        static = (
-            model_checks.output_shape(self.teacher),
-            model_checks.output_shape(self.student),
-        )
-        if None not in static:
+        shapes = [model_checks.output_shape(model) for model in self.teachers]
+        if None not in shapes and model_checks.output_shape(self.student) is not None:
             return
         try:
             example = keras.tree.map_structure(lambda array: array[:1], x)
         except (TypeError, IndexError, KeyError):
             return  # a dataset or generator: checked when the step is traced
-        model_checks.check_logit_shapes(
-            self.teacher(example, training=False).shape,
-            self.student(example, training=False).shape,
-            self.teacher.name,
-            self.student.name,
-        )
+        student_shape = self.student(example, training=False).shape
+        for model in self.teachers:
+            model_checks.check_logit_shapes(
+                teachers_module.check_teacher_classes(
+                    self.teacher_classes,
+                    model(example, training=False).shape,
+                    student_shape,
+                    model.name,
+                ),
+                student_shape,
+                model.name,
+                self.student.name,
+            )
 
     def fit(self, x=None, *args, **kwargs):
         self._check_compiled("fit")
@@ -426,15 +487,26 @@ class Distiller(keras.Model):
             "name": self.name,
             "trainable": self.trainable,
             "student": _serialize_model(self.student),
-            "teacher": _serialize_model(self.teacher),
+            "teacher": (
+                _serialize_model(self.teachers[0])
+                if len(self.teachers) == 1
+                else [_serialize_model(model) for model in self.teachers]
+            ),
             "teacher_outputs": self._teacher_outputs_arg,
+            "teacher_weights": self._teacher_weights_arg,
+            "teacher_classes": self.teacher_classes,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("student", "teacher"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        teacher = config["teacher"]
+        config["teacher"] = (
+            [keras.saving.deserialize_keras_object(model) for model in teacher]
+            if isinstance(teacher, list)
+            else keras.saving.deserialize_keras_object(teacher)
+        )
         return cls(**config)
 
 

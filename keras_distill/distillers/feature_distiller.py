@@ -95,6 +95,13 @@ class FeatureDistiller(Distiller):
         name="feature_distiller",
         **kwargs,
     ):
+        if isinstance(teacher, (list, tuple)):
+            raise ValueError(
+                f"{type(self).__name__} distills one teacher's features. "
+                f"Received {len(teacher)} teachers. Pass one teacher, or use "
+                "keras_distill.Distiller(student, teacher=[...]) to distill "
+                "several teachers' outputs."
+            )
         super().__init__(
             student, teacher, teacher_outputs=teacher_outputs, name=name, **kwargs
         )
