@@ -8,5 +8,6 @@ from keras_distill.distillers.distiller import Distiller
 from keras_distill.distillers.feature_distiller import FeatureDistiller
 from keras_distill.distillers.fsp_distiller import FSPDistiller
 from keras_distill.distillers.hint_distiller import HintDistiller
+from keras_distill.distillers.mutual_learner import MutualLearner
 
 __version__ = "0.1.0"

@@ -486,11 +486,11 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "student": _serialize_model(self.student),
+            "student": model_checks.serialize_model(self.student),
             "teacher": (
-                _serialize_model(self.teachers[0])
+                model_checks.serialize_model(self.teachers[0])
                 if len(self.teachers) == 1
-                else [_serialize_model(model) for model in self.teachers]
+                else [model_checks.serialize_model(model) for model in self.teachers]
             ),
             "teacher_outputs": self._teacher_outputs_arg,
             "teacher_weights": self._teacher_weights_arg,
@@ -508,14 +508,6 @@ class Distiller(keras.Model):
             else keras.saving.deserialize_keras_object(teacher)
         )
         return cls(**config)
-
-
-def _serialize_model(model):
-    """A model's config without its own compile config: the distiller's
-    optimizer trains the student, and a teacher's optimizer is never used."""
-    config = keras.saving.serialize_keras_object(model)
-    config.pop("compile_config", None)
-    return config
 
 
 def _pick(name, value, alias, alias_value):

@@ -97,3 +97,11 @@ def check_logit_shapes(teacher_shape, student_shape, teacher_name, student_name)
             "distill. For binary classification give both models 2 output "
             "logits and use SparseCategoricalCrossentropy(from_logits=True)."
         )
+
+
+def serialize_model(model):
+    """A model's config without its own compile config: a distiller's
+    optimizer trains it, and a teacher's optimizer is never used."""
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return config

@@ -1,0 +1,228 @@
+"""MutualLearner: Deep Mutual Learning (Zhang et al., 2018)."""
+
+import keras
+from keras import ops
+
+from keras_distill.distillers import model_checks
+from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.distillers.hyperparameters import as_float
+from keras_distill.distillers.hyperparameters import validate_temperature
+from keras_distill.distillers.peer_metrics import peer_metrics
+from keras_distill.distillers.regularization import regularization_loss
+from keras_distill.distillers.replicas import unscale
+from keras_distill.distillers.student_loss import resolve_student_loss
+from keras_distill.losses.soft_targets import SoftTargetKLDivergence
+
+
+@keras.saving.register_keras_serializable(package="keras_distill")
+class MutualLearner(keras.Model):
+    """A cohort of peers, each trained on the labels and on the others.
+
+    Peer `k` minimizes
+
+        loss(y, z_k) + 1/(K-1) * sum over l != k of T^2 * KL(p_l || p_k)
+
+    with `p = softmax(z / T)` and every peer target `p_l` held constant
+    (`ops.stop_gradient`): a peer's weights get gradient from its own loss
+    only. All peers train in one `fit` call, one compiled step, summing the
+    K losses (their gradients do not mix). `history` and `evaluate` report
+    `{peer}_loss` and `{peer}_{metric}` for every peer; `loss` is the sum.
+
+    Args:
+        models: list of K >= 2 distinct `keras.Model`s returning logits of
+            the same shape, with distinct names. Architectures may differ.
+        temperature: float > 0. Defaults to 1.0, as in the paper.
+        name: Name of the learner.
+
+    Examples:
+
+    ```python
+    learner = keras_distill.MutualLearner(models=[net_a, net_b])
+    learner.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    learner.fit(x_train, y_train, epochs=10)
+    learner.evaluate(x_test, y_test)   # net_a_accuracy, net_b_accuracy, ...
+    learner.models[0].save("a.keras")
+    ```
+
+    Reference:
+        - [Zhang et al., 2018](https://arxiv.org/abs/1706.00384)
+    """
+
+    def __init__(self, models, temperature=1.0, name="mutual_learner", **kwargs):
+        if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)) or len(models) < 2:
+            raise ValueError(
+                "MutualLearner needs a cohort of at least two models. "
+                f"Received: models={models!r}. Pass e.g. models=[net_a, net_b]."
+            )
+        for index, model in enumerate(models):
+            model_checks.check_model(model, f"models[{index}]")
+        model_checks.check_distinct(models, "models")
+        names = [model.name for model in models]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"The peers' names must differ: they name their losses and "
+                f"metrics. Received names {names}. Give each model a "
+                "name=... when building it."
+            )
+        shapes = [model_checks.output_shape(model) for model in models]
+        for model, shape in zip(models[1:], shapes[1:]):
+            model_checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
+        for model in models:
+            if model_checks.ends_with_softmax(model):
+                raise ValueError(
+                    f"Peer {model.name!r} ends in a softmax, but mutual learning "
+                    "needs logits. Build its last layer with activation=None."
+                )
+        super().__init__(name=name, **kwargs)
+        self.peers = list(models)
+        self._temperature = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(validate_temperature(temperature)),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="temperature",
+        )
+        self._mimicry = SoftTargetKLDivergence(temperature=DEFAULT_TEMPERATURE)
+        self._mimicry.temperature = self._temperature
+        self.peer_loss_trackers = [
+            keras.metrics.Mean(name=f"{model.name}_loss") for model in models
+        ]
+        self.peer_metrics = []
+        self._metric_owners = []
+        self._peer_loss = None
+        self._mutual_compile_config = None
+
+    @property
+    def models(self):
+        """The peers, in the order given."""
+        return list(self.peers)
+
+    @property
+    def temperature(self):
+        return as_float(self._temperature)
+
+    @temperature.setter
+    def temperature(self, value):
+        self._temperature.assign(validate_temperature(value))
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, *, temperature=None, **kwargs):
+        """Configures the cohort.
+
+        Args:
+            optimizer: One optimizer for all peers (each variable gets its
+                own slots, so the peers still train independently).
+            loss: Hard-label loss on each peer's logits, e.g.
+                `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
+            metrics: Metrics computed for every peer, e.g. `["accuracy"]`.
+            temperature: float > 0, or None to keep the current one.
+            **kwargs: Passed to `keras.Model.compile` (`jit_compile`, ...).
+        """
+        peer_loss = resolve_student_loss(loss)
+        if peer_loss is None:
+            raise ValueError(
+                "MutualLearner.compile() needs a hard-label `loss`. Pass e.g. "
+                "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)."
+            )
+        for argument in ("loss_weights", "weighted_metrics"):
+            if argument in kwargs:
+                raise ValueError(f"MutualLearner.compile() takes no `{argument}`.")
+        super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
+        self._peer_loss = peer_loss
+        # One flat list, so that Keras tracks every metric's variables.
+        self.peer_metrics = [
+            metric for model in self.peers for metric in peer_metrics(metrics, model.name)
+        ]
+        self._metric_owners = [
+            index
+            for index, model in enumerate(self.peers)
+            for _ in peer_metrics(metrics, model.name)
+        ]
+        if temperature is not None:
+            self.temperature = temperature
+        self._mutual_compile_config = {
+            "loss": loss,
+            "metrics": metrics,
+            "temperature": self.temperature,
+            **kwargs,
+        }
+
+    def get_compile_config(self):
+        if not self.compiled or self._mutual_compile_config is None:
+            return {}
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "optimizer": serialize(self.optimizer),
+            **{key: serialize(value) for key, value in self._mutual_compile_config.items()},
+        }
+
+    def compile_from_config(self, config):
+        config = {key: keras.saving.deserialize_keras_object(value) for key, value in config.items()}
+        self.compile(**config)
+        if all(model.built for model in self.peers):
+            self.optimizer.build(self.trainable_variables)
+
+    def call(self, inputs, training=None):
+        return [model(inputs, training=training) for model in self.peers]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self._peer_loss is None:
+            raise ValueError("Call MutualLearner.compile(optimizer=..., loss=...) first.")
+        targets = [ops.stop_gradient(ops.cast(logits, "float32")) for logits in y_pred]
+        count = len(y_pred)
+        total = ops.zeros((), dtype="float32")
+        batch_size = ops.shape(y_pred[0])[0]
+        for index, logits in enumerate(y_pred):
+            hard = ops.cast(self._peer_loss(y, logits, sample_weight=sample_weight), "float32")
+            mimicry = sum(
+                self._mimicry(targets[other], logits, sample_weight=sample_weight)
+                for other in range(count)
+                if other != index
+            ) / (count - 1)
+            peer_loss = hard + mimicry
+            self.peer_loss_trackers[index].update_state(
+                unscale(peer_loss), sample_weight=batch_size
+            )
+            total = total + peer_loss
+        return total + regularization_loss(self.losses, [])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for owner, metric in zip(self._metric_owners, self.peer_metrics):
+            metric.update_state(y, y_pred[owner], sample_weight=sample_weight)
+        return self.get_metrics_result()
+
+    def predict(self, x, *args, peer=None, **kwargs):
+        """Every peer's predictions (a list), or one peer's: `peer` is its
+        index or name."""
+        outputs = super().predict(x, *args, **kwargs)
+        return outputs if peer is None else outputs[self._peer_index(peer)]
+
+    def _peer_index(self, peer):
+        names = [model.name for model in self.peers]
+        if isinstance(peer, int) and not isinstance(peer, bool) and -len(names) <= peer < len(names):
+            return peer
+        if isinstance(peer, str) and peer in names:
+            return names.index(peer)
+        raise ValueError(
+            f"Unknown peer {peer!r}. Pass an index below {len(names)} or one "
+            f"of the names {names}, or peer=None for all."
+        )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "models": [model_checks.serialize_model(model) for model in self.peers],
+            "temperature": self.temperature,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["models"] = [keras.saving.deserialize_keras_object(m) for m in config["models"]]
+        return cls(**config)
+
