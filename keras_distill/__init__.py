@@ -4,6 +4,8 @@ from keras_distill import callbacks
 from keras_distill import datasets
 from keras_distill import features
 from keras_distill import losses
+from keras_distill.distillers.assistant_chain import AssistantChain
+from keras_distill.distillers.born_again import BornAgain
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.distillers.feature_distiller import FeatureDistiller
 from keras_distill.distillers.fsp_distiller import FSPDistiller

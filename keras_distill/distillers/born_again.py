@@ -1,0 +1,122 @@
+"""BornAgain: self-distillation over generations (Furlanello et al., 2018)."""
+
+import inspect
+
+import keras
+
+from keras_distill.distillers import model_checks
+from keras_distill.distillers.stages import StageConfig
+from keras_distill.distillers.stages import per_stage
+from keras_distill.distillers.stages import per_stage_callbacks
+
+
+class BornAgain:
+    """Born-Again Networks: each generation is taught by the previous one.
+
+    Generation 0 is trained on the labels; generation k > 0 is a fresh
+    model of the same architecture distilled from generation k - 1 (frozen)
+    with a `keras_distill.Distiller`. Every generation is kept;
+    `ensemble()` averages their predicted probabilities, as the paper's
+    BAN ensembles do.
+
+    Args:
+        build_model: A function returning a new, untrained `keras.Model`
+            (logits out) each call; it may take the generation index.
+        generations: int >= 2, the number of generations including
+            generation 0.
+
+    Examples:
+
+    ```python
+    born_again = keras_distill.BornAgain(lambda: make_cnn(), generations=3)
+    born_again.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                       metrics=["accuracy"], alpha=0.5, temperature=2.0)
+    born_again.fit(x, y, epochs=5)
+    born_again.models[-1].save("generation_2.keras")
+    born_again.ensemble().evaluate(x_test, y_test)
+    ```
+
+    Reference:
+        - [Furlanello et al., 2018](https://arxiv.org/abs/1805.04770)
+    """
+
+    def __init__(self, build_model, generations=3):
+        if not callable(build_model):
+            raise TypeError(
+                "`build_model` must be a function returning a new keras.Model. "
+                f"Received: {build_model!r}. Use e.g. lambda: make_model()."
+            )
+        if isinstance(generations, bool) or not isinstance(generations, int) or generations < 2:
+            raise ValueError(
+                f"`generations` must be an int >= 2. Received: "
+                f"generations={generations!r}. Use e.g. generations=3."
+            )
+        self.build_model = build_model
+        self.generations = generations
+        self.models = []
+        self._stages = StageConfig()
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """As `keras_distill.AssistantChain.compile`: every generation gets
+        a fresh optimizer and its own compile."""
+        self._stages.set(optimizer, loss, metrics, **kwargs)
+
+    def _new_model(self, generation):
+        try:
+            takes_generation = bool(inspect.signature(self.build_model).parameters)
+        except (TypeError, ValueError):
+            takes_generation = False
+        model = self.build_model(generation) if takes_generation else self.build_model()
+        model_checks.check_model(model, "build_model()")
+        if any(model is other for other in self.models):
+            raise ValueError(
+                "`build_model` returned a model it had returned before. It "
+                "must build a new model at each call."
+            )
+        return model
+
+    def fit(self, x=None, y=None, *, epochs=1, callbacks=None, **kwargs):
+        """Trains every generation in turn; returns one `History` each.
+
+        `epochs` and `callbacks` are one value for every generation or one
+        per generation.
+        """
+        self._stages.check(type(self).__name__)
+        epochs = per_stage(epochs, self.generations, "epochs")
+        callbacks = per_stage_callbacks(callbacks, self.generations)
+        self.models = [self._new_model(0)]
+        histories = [
+            self._stages.supervised(self.models[0]).fit(
+                x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs
+            )
+        ]
+        for generation in range(1, self.generations):
+            model = self._new_model(generation)
+            distiller = self._stages.distiller(model, self.models[-1])
+            self.models.append(model)
+            histories.append(
+                distiller.fit(
+                    x, y, epochs=epochs[generation], callbacks=callbacks[generation], **kwargs
+                )
+            )
+        return histories
+
+    def ensemble(self, generations=None, metrics=("accuracy",)):
+        """A compiled `keras.Model` returning the mean of the generations'
+        softmax probabilities.
+
+        Args:
+            generations: Indices of the generations to average. Defaults
+                to all.
+            metrics: Metrics of the ensemble model.
+        """
+        if not self.models:
+            raise ValueError("BornAgain.ensemble() was called before fit().")
+        chosen = [self.models[i] for i in (generations or range(len(self.models)))]
+        inputs = keras.Input(tuple(chosen[0].inputs[0].shape[1:]), dtype=chosen[0].inputs[0].dtype)
+        outputs = keras.layers.Average()(
+            [keras.layers.Softmax()(model(inputs, training=False)) for model in chosen]
+        )
+        ensemble = keras.Model(inputs, outputs, name="born_again_ensemble")
+        ensemble.compile(loss="sparse_categorical_crossentropy", metrics=list(metrics))
+        return ensemble
