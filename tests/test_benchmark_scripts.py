@@ -1,0 +1,28 @@
+import importlib.util
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_feature_methods_quick(tmp_path):
+    output = tmp_path / "table.md"
+    rows = load("feature_methods").main(["--quick", "--output", str(output)])
+    assert [row[0] for row in rows][:2] == ["teacher", "thin student from scratch"]
+    assert len(rows) == 8 and all(0.0 <= row[3] <= 1.0 for row in rows)
+    text = output.read_text()
+    assert "FSPDistiller" in text and "HintDistiller" in text and text.count("\n| ") == 9
+
+
+def test_online_methods_quick(tmp_path):
+    output = tmp_path / "tables.md"
+    text = load("online_methods").main(["--quick", "--output", str(output)])
+    assert output.read_text().strip() == text.strip()
+    for row in ("| mlp |", "| cnn |", "student distilled through the assistant", "student distilled from the teacher"):
+        assert row in text
