@@ -8,6 +8,7 @@ from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill.distillers.hyperparameters import as_float
 from keras_distill.distillers.hyperparameters import validate_temperature
 from keras_distill.distillers.peer_metrics import peer_metrics
+from keras_distill.distillers.peer_optimizer import PeerOptimizer
 from keras_distill.distillers.regularization import regularization_loss
 from keras_distill.distillers.replicas import unscale
 from keras_distill.distillers.student_loss import resolve_student_loss
@@ -115,7 +116,9 @@ class MutualLearner(keras.Model):
 
         Args:
             optimizer: One optimizer for all peers (each variable gets its
-                own slots, so the peers still train independently).
+                own slots, so the peers still train independently), or a
+                list with one optimizer per peer, e.g. different learning
+                rates.
             loss: Hard-label loss on each peer's logits, e.g.
                 `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
             metrics: Metrics computed for every peer, e.g. `["accuracy"]`.
@@ -131,6 +134,10 @@ class MutualLearner(keras.Model):
         for argument in ("loss_weights", "weighted_metrics"):
             if argument in kwargs:
                 raise ValueError(f"MutualLearner.compile() takes no `{argument}`.")
+        if isinstance(optimizer, (list, tuple)):
+            optimizer = PeerOptimizer(optimizer)
+        if isinstance(optimizer, PeerOptimizer):
+            optimizer.set_groups([model.trainable_variables for model in self.peers])
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         self._peer_loss = peer_loss
         # One flat list, so that Keras tracks every metric's variables.

@@ -113,3 +113,33 @@ def test_errors():
     learner.compile(optimizer="adam", loss=SCCE)
     with pytest.raises(ValueError, match="Unknown peer 'z'"):
         learner.predict(np.zeros((2, 64), "float32"), peer="z", verbose=0)
+
+
+def test_one_optimizer_per_peer(digits, tmp_path):
+    """Peer a with SGD(0) never moves; peer b with SGD(0.1) moves as with a
+    single SGD(0.1); the learner saves and trains on after loading."""
+    (x, y), _ = digits
+    x, y = x[:64], y[:64]
+    a, b = make_mlp(8, name="a"), make_mlp(16, name="b")
+    a_before, b_before = a.get_weights(), b.get_weights()
+    reference = kd.MutualLearner([keras.models.clone_model(a), keras.models.clone_model(b)])
+    reference.models[0].set_weights(a_before)
+    reference.models[1].set_weights(b_before)
+    reference.compile(optimizer=keras.optimizers.SGD(0.1), loss=SCCE)
+    reference.train_on_batch(x, y)
+    learner = kd.MutualLearner([a, b])
+    learner.compile(optimizer=[keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.1)], loss=SCCE)
+    learner.train_on_batch(x, y)
+    for got, want in zip(a.get_weights(), a_before):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(b.get_weights(), reference.models[1].get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    path = os.path.join(tmp_path, "cohort.keras")
+    learner.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [float(o.learning_rate.numpy()) for o in loaded.optimizer.optimizers] == pytest.approx([0.0, 0.1])
+    loaded.fit(x, y, epochs=1, verbose=0)
+    for got, want in zip(loaded.models[0].get_weights(), a_before):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="2 optimizers for 3 peers|3 optimizers for 2 peers"):
+        learner.compile(optimizer=["sgd", "sgd", "sgd"], loss=SCCE)
