@@ -1,7 +1,8 @@
 """Each distiller on a small CNN pair on Fashion-MNIST, with and without
 its first stage, every student trained for the same number of epochs.
 
-One teacher (six 3x3 convolutions, 32-32-32 | 64-64-64 channels) is trained
+One teacher (six 3x3 convolutions, 32-32-32 | 64-64-64 channels, each block
+max-pooled, then a dense layer on the flattened 7x7 maps) is trained
 on the labels. A thin student (four convolutions, 16-16 | 32-32) is trained,
 from the same initial weights and for the same total number of epochs, with:
 
@@ -12,7 +13,7 @@ from the same initial weights and for the same total number of epochs, with:
                  then kd for the remaining epochs
   attention      FeatureDistiller with AttentionTransfer on both blocks'
                  outputs (weight 1000, labels only, as in the paper)
-  rkd            FeatureDistiller on the pooled features: RKDDistance
+  rkd            FeatureDistiller on the flattened features: RKDDistance
                  (weight 25) for `--stage-epochs`, then RKDAngle (weight 50),
                  both with kd
 
@@ -42,7 +43,7 @@ def build_cnn(blocks, name):
             index += 1
             x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{name}_conv{index}")(x)
         x = keras.layers.MaxPooling2D(name=f"{name}_pool{block}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name=f"{name}_features")(x)
+    x = keras.layers.Flatten(name=f"{name}_features")(x)
     return keras.Model(inputs, keras.layers.Dense(10, name=f"{name}_logits")(x), name=name)
 
 
@@ -51,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
     parser.add_argument("--train-examples", type=int, default=10000)
     parser.add_argument("--test-examples", type=int, default=10000)
-    parser.add_argument("--teacher-epochs", type=int, default=8)
+    parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6, help="total epochs of every student")
     parser.add_argument("--stage-epochs", type=int, default=2, help="of them, first-stage epochs")
     parser.add_argument("--batch-size", type=int, default=128)

@@ -30,7 +30,11 @@ def small_fashion_mnist(monkeypatch, tmp_path):
 @pytest.mark.skipif(BACKEND != "jax", reason="the README examples run once, on JAX")
 @pytest.mark.parametrize(
     "heading, max_lines",
-    [("Example", 16), ("Feature distillation: FitNets, FSP, attention, relations", 22)],
+    [
+        ("Example", 16),
+        ("Feature distillation: FitNets, FSP, attention, relations", 22),
+        ("Several teachers, class subsets, cohorts, chains, generations", 20),
+    ],
 )
 def test_readme_example_runs(small_fashion_mnist, heading, max_lines):
     code = readme_block(heading)
