@@ -75,7 +75,7 @@ def test_chain_errors():
         chain.fit(np.zeros((2, 64)), np.zeros((2,)), epochs=[1, 2, 3])
 
 
-def test_born_again_generations_and_ensemble(digits):
+def test_born_again_generations_and_ensemble(digits, tmp_path):
     (x, y), (x_test, y_test) = digits
     built = []
 
@@ -96,6 +96,11 @@ def test_born_again_generations_and_ensemble(digits):
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
     accuracy = ensemble.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     np.testing.assert_allclose(accuracy, np.mean(expected.argmax(-1) == y_test), rtol=1e-6)
+    path = str(tmp_path / "generation_2.keras")
+    born_again.models[-1].save(path)
+    np.testing.assert_allclose(
+        keras.saving.load_model(path).predict(x_test, verbose=0), born_again.models[-1].predict(x_test, verbose=0), rtol=1e-6
+    )
 
 
 def test_born_again_errors():
