@@ -10,6 +10,7 @@ from keras_distill.distillers import teachers as teachers_module
 from keras_distill.distillers.regularization import regularization_loss
 from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
 from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.distillers.hyperparameters import add_hyperparameter
 from keras_distill.distillers.hyperparameters import as_float
 from keras_distill.distillers.hyperparameters import resolve_temperature
 from keras_distill.distillers.hyperparameters import validate_alpha
@@ -175,16 +176,7 @@ class Distiller(keras.Model):
         self._distillation_compile_config = None
 
     def _hyperparameter(self, name, value):
-        # float32 even under mixed precision; a variable, so that a new value
-        # reaches the compiled step without retracing it.
-        return self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(value),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name=name,
-        )
+        return add_hyperparameter(self, name, value)
 
     @property
     def alpha(self):

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 
 from keras_distill import losses as losses_module
@@ -15,11 +16,26 @@ DEFAULT_TEMPERATURE = 2.0
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_TEMPERATURE",
+    "add_hyperparameter",
     "as_float",
     "resolve_temperature",
     "validate_alpha",
     "validate_temperature",
 ]
+
+
+def add_hyperparameter(layer, name, value):
+    """A float32 scalar variable of `layer`, even under mixed precision: a
+    variable, so that a new value reaches the compiled step without
+    retracing it."""
+    return layer.add_weight(
+        shape=(),
+        initializer=keras.initializers.Constant(value),
+        dtype="float32",
+        trainable=False,
+        autocast=False,
+        name=name,
+    )
 
 
 def validate_alpha(alpha):

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_distill.distillers import model_checks
 from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.distillers.hyperparameters import add_hyperparameter
 from keras_distill.distillers.hyperparameters import as_float
 from keras_distill.distillers.hyperparameters import validate_temperature
 from keras_distill.distillers.peer_metrics import peer_metrics
@@ -80,13 +81,8 @@ class MutualLearner(keras.Model):
                 )
         super().__init__(name=name, **kwargs)
         self.peers = list(models)
-        self._temperature = self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(validate_temperature(temperature)),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name="temperature",
+        self._temperature = add_hyperparameter(
+            self, "temperature", validate_temperature(temperature)
         )
         self._mimicry = SoftTargetKLDivergence(temperature=DEFAULT_TEMPERATURE)
         self._mimicry.temperature = self._temperature
@@ -141,13 +137,10 @@ class MutualLearner(keras.Model):
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         self._peer_loss = peer_loss
         # One flat list, so that Keras tracks every metric's variables.
-        self.peer_metrics = [
-            metric for model in self.peers for metric in peer_metrics(metrics, model.name)
-        ]
+        per_peer = [peer_metrics(metrics, model.name) for model in self.peers]
+        self.peer_metrics = [metric for group in per_peer for metric in group]
         self._metric_owners = [
-            index
-            for index, model in enumerate(self.peers)
-            for _ in peer_metrics(metrics, model.name)
+            index for index, group in enumerate(per_peer) for _ in group
         ]
         if temperature is not None:
             self.temperature = temperature
