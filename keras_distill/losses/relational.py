@@ -24,7 +24,11 @@ def huber(difference, delta):
 
 
 class RelationalLoss(FeatureLoss):
-    """Base of the RKD losses: any feature shapes, compared within a batch."""
+    """Base of the RKD losses: any feature shapes, compared within a batch.
+
+    Subclasses set `function`, the functional twin `(teacher, student, *,
+    delta)`, as the soft-target losses do.
+    """
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
@@ -34,6 +38,9 @@ class RelationalLoss(FeatureLoss):
                 "Use e.g. delta=1.0."
             )
         self.delta = float(delta)
+
+    def call(self, y_true, y_pred):
+        return type(self).function(y_true, y_pred, delta=self.delta)
 
     def check_shapes(self, teacher_shape, student_shape):
         # Relations between examples have the batch's shape, whatever the

@@ -59,8 +59,7 @@ class RKDDistance(RelationalLoss):
         - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
 
+    function = staticmethod(rkd_distance)
+
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="rkd_distance", dtype=None):
         super().__init__(delta=delta, reduction=reduction, name=name, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return rkd_distance(y_true, y_pred, delta=self.delta)
