@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_distill import losses as losses_module
+from keras_distill import teacher_cache
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import replicas
 from keras_distill.distillers import teachers as teachers_module
@@ -330,10 +331,25 @@ class Distiller(keras.Model):
         With several teachers, logits whose temperature softmax is the
         teachers' weighted mixture of softened distributions.
         """
-        logits = [
-            self.as_teacher_logits(model(x, training=False), kind)
-            for model, kind in zip(self.teachers, self._teacher_kinds)
-        ]
+        return self._combine_teachers(
+            [
+                self.as_teacher_logits(model(x, training=False), kind)
+                for model, kind in zip(self.teachers, self._teacher_kinds)
+            ]
+        )
+
+    def cached_teacher_logits(self, cached):
+        """Float32 teacher logits from a batch of
+        `keras_distill.precompute_teacher_outputs`: the teacher is not run."""
+        if len(self.teachers) == 1:
+            outputs = [cached]
+        else:
+            outputs = [cached[:, index] for index in range(len(self.teachers))]
+        return self._combine_teachers(
+            [self.as_teacher_logits(output, "logits") for output in outputs]
+        )
+
+    def _combine_teachers(self, logits):
         if len(logits) == 1:
             return logits[0]
         return ops.stop_gradient(
@@ -368,7 +384,11 @@ class Distiller(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        teacher_logits = self.compute_teacher_logits(x)
+        y, cached = teacher_cache.split_target(y)
+        if cached is None:
+            teacher_logits = self.compute_teacher_logits(x)
+        else:
+            teacher_logits = self.cached_teacher_logits(cached)
         return self.response_loss(
             y, teacher_logits, y_pred, sample_weight
         ) + self._regularization_loss()
@@ -408,6 +428,10 @@ class Distiller(keras.Model):
             replicas.unscale(distillation_loss), sample_weight=batch_size
         )
         return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        labels, _ = teacher_cache.split_target(y)
+        return super().compute_metrics(x, labels, y_pred, sample_weight)
 
     def _regularization_loss(self):
         """The student's own losses (`add_loss`, regularizers), summed.
@@ -456,15 +480,46 @@ class Distiller(keras.Model):
                 self.student.name,
             )
 
-    def fit(self, x=None, *args, **kwargs):
+    def _check_cached_outputs(self, x, y):
+        """Checks cached teacher logits against the teachers, before any
+        step runs."""
+        if not teacher_cache.uses_cached_outputs(x, y):
+            return
+        if y is None:
+            cached_shape = tuple(x.element_spec[1][teacher_cache.TEACHER_LOGITS].shape)
+        else:
+            cached_shape = tuple(y[teacher_cache.TEACHER_LOGITS].shape)
+        count = len(self.teachers)
+        teacher_shape = model_checks.output_shape(self.teachers[0])
+        expected = None
+        if teacher_shape is not None:
+            expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
+        if expected is not None and (
+            len(cached_shape) != len(expected)
+            or any(e is not None and c is not None and c != e for c, e in zip(cached_shape, expected))
+        ):
+            raise ValueError(
+                f"The cached teacher logits have shape {cached_shape}, but this "
+                f"distiller's {count} teacher(s) give {expected} (None: any "
+                "number of examples). Compute them with keras_distill."
+                "precompute_teacher_outputs(distiller.teacher, x) for the same "
+                "teacher(s), in the same order."
+            )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
         self._check_output_shapes(x)
-        return super().fit(x, *args, **kwargs)
+        self._check_cached_outputs(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) > 1:
+            self._check_cached_outputs(validation[0], validation[1])
+        return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
         self._check_output_shapes(x)
-        return super().evaluate(x, *args, **kwargs)
+        self._check_cached_outputs(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         self._check_compiled("train_on_batch")

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_distill import features as features_module
+from keras_distill import teacher_cache
 from keras_distill.distillers import replicas
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.distillers.feature_pairs import normalize_pair_weights
@@ -297,6 +298,15 @@ class FeatureDistiller(Distiller):
         history = stage.fit(x, y, **kwargs)
         self._feature_stage_done.assign(1.0)
         return history
+
+    def _check_cached_outputs(self, x, y):
+        if teacher_cache.uses_cached_outputs(x, y):
+            raise ValueError(
+                f"{type(self).__name__} got cached teacher logits "
+                "(keras_distill.with_teacher_outputs), but it needs the "
+                "teacher's intermediate features, which are not cached, so "
+                "the teacher runs every step anyway. Pass the plain labels y."
+            )
 
     def fit(self, x=None, *args, **kwargs):
         self._check_compiled("fit")

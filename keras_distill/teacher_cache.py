@@ -1,0 +1,225 @@
+"""Teacher outputs computed once, for distillation without a live teacher.
+
+Without random augmentation the teacher's outputs on a training set are the
+same every epoch. `precompute_teacher_outputs` runs the teacher once and
+returns its logits; `with_teacher_outputs` packs them beside the labels, so
+that `fit` slices, shuffles and batches them with the inputs, and
+`keras_distill.Distiller.compute_loss` uses them instead of running the
+teacher. Only the logits are kept (optionally in float16): one row of
+`num_classes` numbers per example.
+"""
+
+import keras
+import numpy as np
+
+from keras_distill.distillers import model_checks
+
+LABELS = "labels"
+TEACHER_LOGITS = "teacher_logits"
+STORAGE_DTYPES = ("float32", "float16")
+# log() of probabilities that underflowed to 0 in float32.
+_LOG_FLOOR = 1e-30
+
+
+def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", teacher_outputs="auto"):
+    """Runs the teacher(s) once over `x` and returns their logits.
+
+    Caching is exact when the inputs the student sees are the inputs the
+    teacher saw: no random augmentation or shuffling before the cache is
+    built. Shuffling the cached data afterwards is fine, since the logits
+    travel with their examples (`fit(shuffle=True)` on arrays, or
+    `dataset.unbatch().shuffle(n).batch(b)` on the returned dataset).
+    Augmentation layers inside the student are fine too: the live teacher
+    never sees them either.
+
+    Args:
+        teacher: `keras.Model`, or a list of them (a `Distiller` with
+            several teachers).
+        x: NumPy array (or dict / list of arrays) of inputs, or a batched
+            `tf.data.Dataset` yielding `x`, `(x,)`, `(x, y)` or
+            `(x, y, sample_weight)`. A dataset whose pipeline shuffles or
+            draws random numbers is refused.
+        batch_size: int, batch size of the teacher's forward passes on
+            arrays (a dataset keeps its own batches).
+        dtype: `"float32"` (default) or `"float16"`, the storage type.
+            float16 halves the memory; the distiller casts back to float32.
+        teacher_outputs: `"auto"`, `"logits"` or `"probabilities"`, as in
+            `keras_distill.Distiller`: probabilities are stored as their
+            log, which is the same target for every temperature.
+
+    Returns:
+        For arrays, a NumPy array of logits of shape `(n, num_classes)`, or
+        `(n, num_teachers, num_classes)` for several teachers; pass it to
+        `fit` through `with_teacher_outputs(y, logits)`. For a dataset, a
+        dataset yielding `(x, with_teacher_outputs(y, logits)[,
+        sample_weight])`, ready for `fit`.
+
+    Examples:
+
+    ```python
+    logits = keras_distill.precompute_teacher_outputs(teacher, x_train, dtype="float16")
+    distiller.fit(x_train, keras_distill.with_teacher_outputs(y_train, logits), epochs=10)
+    ```
+    """
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    if not teachers:
+        raise ValueError("`teacher` is an empty list. Pass a keras.Model or a list of them.")
+    for index, model in enumerate(teachers):
+        model_checks.check_model(model, "teacher" if len(teachers) == 1 else f"teacher[{index}]")
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(
+            f"`dtype` must be one of {STORAGE_DTYPES}. Received: dtype={dtype!r}. "
+            "Use dtype='float16' to halve the cache's memory."
+        )
+    if teacher_outputs not in ("auto", "logits", "probabilities"):
+        raise ValueError(
+            "`teacher_outputs` must be 'auto', 'logits' or 'probabilities'. "
+            f"Received: teacher_outputs={teacher_outputs!r}."
+        )
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}.")
+    kinds = [
+        teacher_outputs
+        if teacher_outputs != "auto"
+        else ("probabilities" if model_checks.ends_with_softmax(model) else "logits")
+        for model in teachers
+    ]
+
+    def logits_of(inputs, predict):
+        outputs = [_as_logits(predict(model, inputs), kind) for model, kind in zip(teachers, kinds)]
+        stacked = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
+        return stacked.astype(dtype)
+
+    if _is_dataset(x):
+        return _cache_dataset(x, logits_of)
+    return logits_of(x, lambda model, inputs: model.predict(inputs, batch_size=batch_size, verbose=0))
+
+
+def with_teacher_outputs(y, teacher_logits):
+    """Packs labels and cached teacher logits into one target for `fit`.
+
+    Args:
+        y: Labels, as `fit` takes them, or `None` to distill from the
+            teacher alone (compile with `loss=None, alpha=0`).
+        teacher_logits: The array `precompute_teacher_outputs` returned,
+            one row per example of `y`.
+
+    Returns:
+        A dict `{"labels": y, "teacher_logits": teacher_logits}` (without
+        `"labels"` when `y` is None), sliced by `fit` like any target.
+    """
+    if teacher_logits is None:
+        raise ValueError(
+            "`teacher_logits` is None. Pass the array that "
+            "keras_distill.precompute_teacher_outputs(teacher, x) returned."
+        )
+    if y is None:
+        return {TEACHER_LOGITS: teacher_logits}
+    count, cached = _length(y), _length(teacher_logits)
+    if count is not None and cached is not None and count != cached:
+        raise ValueError(
+            f"`y` has {count} examples but `teacher_logits` has {cached}. "
+            "Compute the teacher outputs on the same inputs, in the same "
+            "order, as the labels: precompute_teacher_outputs(teacher, x)."
+        )
+    return {LABELS: y, TEACHER_LOGITS: teacher_logits}
+
+
+def is_cached_target(y):
+    """Whether `y` came from `with_teacher_outputs`."""
+    return isinstance(y, dict) and TEACHER_LOGITS in y and set(y) <= {LABELS, TEACHER_LOGITS}
+
+
+def split_target(y):
+    """`(labels, cached_teacher_logits)`; the second is None for plain labels."""
+    if is_cached_target(y):
+        return y.get(LABELS), y[TEACHER_LOGITS]
+    return y, None
+
+
+def uses_cached_outputs(x, y=None):
+    """Whether the data handed to `fit` / `evaluate` carries cached logits."""
+    if y is not None:
+        return is_cached_target(y)
+    if _is_dataset(x):
+        spec = x.element_spec
+        return isinstance(spec, tuple) and len(spec) > 1 and is_cached_target(spec[1])
+    return False
+
+
+def _as_logits(outputs, kind):
+    outputs = np.asarray(outputs, dtype="float32")
+    if kind == "probabilities":
+        outputs = np.log(np.maximum(outputs, _LOG_FLOOR))
+    return outputs
+
+
+def _length(array):
+    shape = getattr(array, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
+
+
+def _is_dataset(x):
+    module = type(x).__module__ or ""
+    return module.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def _random_operations(dataset):
+    """Names of the shuffling and random ops in a tf.data pipeline."""
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(dataset._as_serialized_graph().numpy())
+    operations = {node.op for node in graph.node}
+    for function in graph.library.function:
+        operations |= {node.op for node in function.node_def}
+    return sorted(op for op in operations if "Shuffle" in op or "Random" in op)
+
+
+def _cache_dataset(dataset, logits_of):
+    import tensorflow as tf
+
+    random_ops = _random_operations(dataset)
+    if random_ops:
+        raise ValueError(
+            "Cannot cache teacher outputs for this dataset: its pipeline "
+            f"shuffles or draws random numbers ({', '.join(random_ops)}), so "
+            "the inputs of a later epoch differ from those the teacher saw. "
+            "Build the dataset without shuffle() and random augmentation, "
+            "cache, then shuffle the result: "
+            "cached.unbatch().shuffle(n).batch(batch_size). For random "
+            "augmentation, distill with the live teacher."
+        )
+    spec = dataset.element_spec
+    packed = isinstance(spec, tuple)
+    if packed and len(spec) > 3:
+        raise ValueError(
+            f"The dataset yields tuples of {len(spec)} elements; expected x, "
+            "(x,), (x, y) or (x, y, sample_weight)."
+        )
+
+    def inputs_of(element):
+        return element[0] if packed else element
+
+    chunks = [
+        logits_of(inputs_of(element), lambda model, inputs: keras.ops.convert_to_numpy(model.predict_on_batch(inputs)))
+        for element in dataset.as_numpy_iterator()
+    ]
+    if not chunks:
+        raise ValueError("The dataset is empty: there is nothing to cache.")
+    sizes = np.array([len(chunk) for chunk in chunks], dtype="int64")
+    starts = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    sizes = tf.constant(sizes)
+    table = tf.constant(np.concatenate(chunks, axis=0))
+    cached = tf.data.Dataset.range(len(chunks)).map(
+        lambda index: table[starts[index] : starts[index] + sizes[index]]
+    )
+
+    def pack(element, logits):
+        if not packed:
+            return element, with_teacher_outputs(None, logits)
+        rest = element[2:]
+        labels = element[1] if len(element) > 1 else None
+        return (element[0], with_teacher_outputs(labels, logits)) + tuple(rest)
+
+    return tf.data.Dataset.zip((dataset, cached)).map(pack)
