@@ -26,3 +26,18 @@ def test_online_methods_quick(tmp_path):
     assert output.read_text().strip() == text.strip()
     for row in ("| mlp |", "| cnn |", "student distilled through the assistant", "student distilled from the teacher"):
         assert row in text
+
+
+def test_step_time_quick(tmp_path):
+    from tests.conftest import BACKEND
+
+    output = tmp_path / "step_time.md"
+    # Peak memory spawns one process per run: measured on one backend only.
+    result = load("step_time").main(["--quick", "--output", str(output)] + ([] if BACKEND == "jax" else ["--no-memory"]))
+    assert set(result["ratios"]) == {"a", "b", "c", "d", "e", "f"} and result["ratios"]["a"] == 1.0
+    assert all(ratio > 0 for ratio in result["ratios"].values())
+    assert 1.5 < result["floor"] < 1.8  # (784*1200 + 1200*1200 + 12000) / (3 * 1,274,400) + 1
+    text = output.read_text()
+    assert text.count("Analytic floor") == 2 and text.count(": met") + text.count(": MISSED") == 4
+    if BACKEND == "jax":
+        assert all(value > 0 for value in result["memory"].values())
