@@ -11,7 +11,7 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 def readme_block(heading):
     with open(README) as f:
-        return re.search(rf"## {re.escape(heading)}\n\n```python\n(.*?)```", f.read(), re.S).group(1)
+        return re.search(rf"## {re.escape(heading)}\n(?:[^#]*?\n)?```python\n(.*?)```", f.read(), re.S).group(1)
 
 
 @pytest.fixture
@@ -34,6 +34,8 @@ def small_fashion_mnist(monkeypatch, tmp_path):
         ("Example", 16),
         ("Feature distillation: FitNets, FSP, attention, relations", 22),
         ("Several teachers, class subsets, cohorts, chains, generations", 20),
+        ("Cached teacher outputs", 16),
+        ("Training on several GPUs or TPUs", 18),
     ],
 )
 def test_readme_example_runs(small_fashion_mnist, heading, max_lines):
