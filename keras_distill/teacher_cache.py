@@ -16,12 +16,16 @@ from keras_distill.distillers import model_checks
 
 LABELS = "labels"
 TEACHER_LOGITS = "teacher_logits"
+TOP_K_INDICES = "top_k_indices"
+TOP_K_LOG_PROBS = "top_k_log_probs"
 STORAGE_DTYPES = ("float32", "float16")
 # log() of probabilities that underflowed to 0 in float32.
 _LOG_FLOOR = 1e-30
 
 
-def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", teacher_outputs="auto"):
+def precompute_teacher_outputs(
+    teacher, x, *, batch_size=256, dtype="float32", teacher_outputs="auto", top_k=None
+):
     """Runs the teacher(s) once over `x` and returns their logits.
 
     Caching is exact when the inputs the student sees are the inputs the
@@ -46,6 +50,12 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
         teacher_outputs: `"auto"`, `"logits"` or `"probabilities"`, as in
             `keras_distill.Distiller`: probabilities are stored as their
             log, which is the same target for every temperature.
+        top_k: `None` (all logits) or an int k: keep only the teacher's k
+            most likely classes per example (or per token), as a dict
+            `{"top_k_indices": int32, "top_k_log_probs": dtype}` of arrays
+            of shape `(..., k)`, log-probabilities at temperature 1. For
+            large vocabularies; the distiller then uses
+            `keras_distill.losses.top_k_kl_divergence`. One teacher only.
 
     Returns:
         For arrays, a NumPy array of logits of shape `(n, num_classes)`, or
@@ -78,6 +88,13 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
         )
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}.")
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1 or len(teachers) > 1
+    ):
+        raise ValueError(
+            "`top_k` must be a positive int, with one teacher. Received: "
+            f"top_k={top_k!r} for {len(teachers)} teacher(s). Use e.g. top_k=64."
+        )
     kinds = [
         teacher_outputs
         if teacher_outputs != "auto"
@@ -87,6 +104,8 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
 
     def logits_of(inputs, predict):
         outputs = [_as_logits(predict(model, inputs), kind) for model, kind in zip(teachers, kinds)]
+        if top_k is not None:
+            return _top_k(outputs[0], top_k, dtype)
         stacked = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
         return stacked.astype(dtype)
 
@@ -154,7 +173,24 @@ def _as_logits(outputs, kind):
     return outputs
 
 
+def _top_k(logits, k, dtype):
+    if k > logits.shape[-1]:
+        raise ValueError(
+            f"`top_k`={k} exceeds the teacher's {logits.shape[-1]} classes. "
+            f"Use top_k <= {logits.shape[-1]}."
+        )
+    log_probs = logits - np.max(logits, axis=-1, keepdims=True)
+    log_probs = log_probs - np.log(np.sum(np.exp(log_probs), axis=-1, keepdims=True))
+    indices = np.argsort(-log_probs, axis=-1, kind="stable")[..., :k]
+    return {
+        TOP_K_INDICES: indices.astype("int32"),
+        TOP_K_LOG_PROBS: np.take_along_axis(log_probs, indices, axis=-1).astype(dtype),
+    }
+
+
 def _length(array):
+    if isinstance(array, dict):
+        array = array.get(TOP_K_INDICES)
     shape = getattr(array, "shape", None)
     return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
@@ -201,18 +237,22 @@ def _cache_dataset(dataset, logits_of):
     def inputs_of(element):
         return element[0] if packed else element
 
-    chunks = [
+    batches = [
         logits_of(inputs_of(element), lambda model, inputs: keras.ops.convert_to_numpy(model.predict_on_batch(inputs)))
         for element in dataset.as_numpy_iterator()
     ]
-    if not chunks:
+    if not batches:
         raise ValueError("The dataset is empty: there is nothing to cache.")
-    sizes = np.array([len(chunk) for chunk in chunks], dtype="int64")
+    sizes = np.array([_length(batch) for batch in batches], dtype="int64")
     starts = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
     sizes = tf.constant(sizes)
-    table = tf.constant(np.concatenate(chunks, axis=0))
-    cached = tf.data.Dataset.range(len(chunks)).map(
-        lambda index: table[starts[index] : starts[index] + sizes[index]]
+    tables = keras.tree.map_structure(
+        lambda *chunks: tf.constant(np.concatenate(chunks, axis=0)), *batches
+    )
+    cached = tf.data.Dataset.range(len(batches)).map(
+        lambda index: keras.tree.map_structure(
+            lambda table: table[starts[index] : starts[index] + sizes[index]], tables
+        )
     )
 
     def pack(element, logits):

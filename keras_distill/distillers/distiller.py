@@ -7,6 +7,7 @@ from keras_distill import losses as losses_module
 from keras_distill import teacher_cache
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import replicas
+from keras_distill.distillers import sequences
 from keras_distill.distillers import teachers as teachers_module
 from keras_distill.distillers.regularization import regularization_loss
 from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
@@ -17,6 +18,7 @@ from keras_distill.distillers.hyperparameters import resolve_temperature
 from keras_distill.distillers.hyperparameters import validate_alpha
 from keras_distill.distillers.hyperparameters import validate_temperature
 from keras_distill.distillers.student_loss import resolve_student_loss
+from keras_distill.losses import top_k
 
 TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
 # log() of probabilities that underflowed to 0 in float32.
@@ -108,6 +110,7 @@ class Distiller(keras.Model):
         teacher_outputs="auto",
         teacher_weights=None,
         teacher_classes=None,
+        teacher_top_k=None,
         name="distiller",
         **kwargs,
     ):
@@ -145,6 +148,7 @@ class Distiller(keras.Model):
                 student.name,
             )
         weights = teachers_module.normalize_teacher_weights(teacher_weights, len(teachers))
+        _validate_top_k(teacher_top_k, len(teachers), teacher_classes, student_shape)
         super().__init__(name=name, **kwargs)
         self.student = student
         self.teachers = teachers
@@ -154,6 +158,7 @@ class Distiller(keras.Model):
         self._teacher_weights_arg = None if teacher_weights is None else list(teacher_weights)
         self.teacher_weights = weights
         self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
+        self.teacher_top_k = teacher_top_k
         self._teacher_kinds = [
             teacher_outputs
             if teacher_outputs != "auto"
@@ -274,7 +279,15 @@ class Distiller(keras.Model):
 
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
+        if teacher_top_k_needs_kl(self.teacher_top_k, resolved):
+            raise ValueError(
+                f"teacher_top_k={self.teacher_top_k} distills with the top-k KL "
+                "divergence only. Received: distillation_loss="
+                f"{distillation_loss!r}. Use distillation_loss='kl', or a dense "
+                "teacher (teacher_top_k=None) for other losses."
+            )
         self._distillation_loss = self._bind_temperature(resolved)
+        self._top_k_loss = top_k.TopKKLDivergence(temperature=self._temperature)
         self._alpha.assign(alpha)
         self._temperature.assign(temperature)
         self._distillation_compile_config = {
@@ -339,8 +352,12 @@ class Distiller(keras.Model):
         )
 
     def cached_teacher_logits(self, cached):
-        """Float32 teacher logits from a batch of
+        """Float32 teacher logits (or packed top-k) from a batch of
         `keras_distill.precompute_teacher_outputs`: the teacher is not run."""
+        if isinstance(cached, dict):
+            return ops.stop_gradient(
+                top_k.pack_top_k(cached[teacher_cache.TOP_K_INDICES], cached[teacher_cache.TOP_K_LOG_PROBS])
+            )
         if len(self.teachers) == 1:
             outputs = [cached]
         else:
@@ -366,10 +383,12 @@ class Distiller(keras.Model):
         return ops.stop_gradient(outputs)
 
     def compute_distillation_loss(
-        self, teacher_logits, student_logits, sample_weight=None
+        self, teacher_logits, student_logits, sample_weight=None, top_k=False
     ):
         """The distillation term, averaged over the batch (before `1 - alpha`)."""
         loss = self._distillation_loss
+        if top_k:
+            return self._top_k_loss(teacher_logits, student_logits, sample_weight=sample_weight)
         if losses_module.lookup.is_logit_loss(loss):
             return loss(teacher_logits, student_logits, sample_weight=sample_weight)
         temperature = self._temperature
@@ -386,22 +405,33 @@ class Distiller(keras.Model):
     ):
         y, cached = teacher_cache.split_target(y)
         if cached is None:
-            teacher_logits = self.compute_teacher_logits(x)
+            teacher_logits = self.teacher_targets(self.compute_teacher_logits(x))
         else:
             teacher_logits = self.cached_teacher_logits(cached)
+        sample_weight, _ = sequences.token_weights(x, y_pred, sample_weight)
+        top_k_targets = self.teacher_top_k is not None or isinstance(cached, dict)
         return self.response_loss(
-            y, teacher_logits, y_pred, sample_weight
+            y, teacher_logits, y_pred, sample_weight, top_k=top_k_targets
         ) + self._regularization_loss()
 
-    def response_loss(self, y, teacher_logits, student_logits, sample_weight=None):
+    def teacher_targets(self, teacher_logits):
+        """The teacher's logits, or with `teacher_top_k` its packed top-k
+        (`keras_distill.losses.pack_top_k`)."""
+        if self.teacher_top_k is None:
+            return teacher_logits
+        return top_k.pack_top_k(*top_k.top_k_teacher(teacher_logits, self.teacher_top_k))
+
+    def response_loss(self, y, teacher_logits, student_logits, sample_weight=None, top_k=False):
         """`alpha * loss(y, student) + (1 - alpha) * distillation_loss`,
-        recorded in the `student_loss` and `distillation_loss` metrics."""
-        model_checks.check_logit_shapes(
-            teacher_logits.shape,
-            student_logits.shape,
-            self.teachers[0].name,
-            self.student.name,
-        )
+        recorded in the `student_loss` and `distillation_loss` metrics.
+        With `top_k=True`, `teacher_logits` holds packed top-k targets."""
+        if not top_k:
+            model_checks.check_logit_shapes(
+                teacher_logits.shape,
+                student_logits.shape,
+                self.teachers[0].name,
+                self.student.name,
+            )
         if self._student_loss is None:
             student_loss = ops.zeros((), dtype="float32")
         else:
@@ -417,7 +447,7 @@ class Distiller(keras.Model):
                 "float32",
             )
         distillation_loss = self.compute_distillation_loss(
-            teacher_logits, student_logits, sample_weight
+            teacher_logits, student_logits, sample_weight, top_k=top_k
         )
         total = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
         batch_size = ops.shape(student_logits)[0]
@@ -431,6 +461,7 @@ class Distiller(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = teacher_cache.split_target(y)
+        _, sample_weight = sequences.token_weights(x, y_pred, sample_weight)
         return super().compute_metrics(x, labels, y_pred, sample_weight)
 
     def _regularization_loss(self):
@@ -485,10 +516,28 @@ class Distiller(keras.Model):
         step runs."""
         if not teacher_cache.uses_cached_outputs(x, y):
             return
-        if y is None:
-            cached_shape = tuple(x.element_spec[1][teacher_cache.TEACHER_LOGITS].shape)
-        else:
-            cached_shape = tuple(y[teacher_cache.TEACHER_LOGITS].shape)
+        cached = (
+            x.element_spec[1][teacher_cache.TEACHER_LOGITS]
+            if y is None
+            else y[teacher_cache.TEACHER_LOGITS]
+        )
+        if isinstance(cached, dict):
+            if len(self.teachers) > 1 or self.teacher_classes is not None:
+                raise ValueError(
+                    "Cached top-k teacher outputs need one teacher over the "
+                    "student's classes; this distiller has "
+                    f"{len(self.teachers)} teacher(s), teacher_classes="
+                    f"{self.teacher_classes!r}. Cache the full logits (top_k=None)."
+                )
+            if teacher_top_k_needs_kl(0, self._distillation_loss):
+                raise ValueError(
+                    "Cached top-k teacher outputs are distilled with the top-k "
+                    "KL divergence only; this distiller was compiled with "
+                    f"{type(self._distillation_loss).__name__}. Compile with "
+                    "distillation_loss='kl', or cache full logits."
+                )
+            return
+        cached_shape = tuple(cached.shape)
         count = len(self.teachers)
         teacher_shape = model_checks.output_shape(self.teachers[0])
         expected = None
@@ -542,6 +591,7 @@ class Distiller(keras.Model):
             "teacher_outputs": self._teacher_outputs_arg,
             "teacher_weights": self._teacher_weights_arg,
             "teacher_classes": self.teacher_classes,
+            "teacher_top_k": self.teacher_top_k,
         }
 
     @classmethod
@@ -555,6 +605,34 @@ class Distiller(keras.Model):
             else keras.saving.deserialize_keras_object(teacher)
         )
         return cls(**config)
+
+
+def teacher_top_k_needs_kl(teacher_top_k, loss):
+    """Whether a top-k teacher was paired with a loss other than the KL."""
+    return teacher_top_k is not None and not isinstance(loss, losses_module.SoftTargetKLDivergence)
+
+
+def _validate_top_k(teacher_top_k, teacher_count, teacher_classes, student_shape):
+    if teacher_top_k is None:
+        return
+    classes = student_shape[-1] if student_shape is not None else None
+    if (
+        isinstance(teacher_top_k, bool)
+        or not isinstance(teacher_top_k, int)
+        or teacher_top_k < 1
+        or (classes is not None and teacher_top_k > classes)
+    ):
+        raise ValueError(
+            "`teacher_top_k` must be an int between 1 and the number of "
+            f"classes ({classes}). Received: teacher_top_k={teacher_top_k!r}. "
+            "Use e.g. teacher_top_k=64, or None for the dense teacher."
+        )
+    if teacher_count > 1 or teacher_classes is not None:
+        raise ValueError(
+            "`teacher_top_k` works with one teacher over the student's own "
+            f"classes. Received {teacher_count} teacher(s) and teacher_classes="
+            f"{teacher_classes!r}. Drop teacher_top_k, or distill from one teacher."
+        )
 
 
 def _pick(name, value, alias, alias_value):

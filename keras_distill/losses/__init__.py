@@ -2,6 +2,10 @@ from keras_distill.losses.attention_transfer import AttentionTransfer
 from keras_distill.losses.attention_transfer import attention_map
 from keras_distill.losses.attention_transfer import attention_transfer
 from keras_distill.losses.distillation_loss import DistillationLoss
+from keras_distill.losses.divergences import GeneralizedJSD
+from keras_distill.losses.divergences import SoftTargetReverseKL
+from keras_distill.losses.divergences import generalized_jsd
+from keras_distill.losses.divergences import soft_target_reverse_kl
 from keras_distill.losses.feature_lookup import get_feature_loss
 from keras_distill.losses.feature_loss import FeatureLoss
 from keras_distill.losses.fsp import FSPLoss
@@ -21,3 +25,7 @@ from keras_distill.losses.soft_targets import SoftTargetCrossEntropy
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 from keras_distill.losses.soft_targets import soft_target_cross_entropy
 from keras_distill.losses.soft_targets import soft_target_kl_divergence
+from keras_distill.losses.top_k import TopKKLDivergence
+from keras_distill.losses.top_k import pack_top_k
+from keras_distill.losses.top_k import top_k_kl_divergence
+from keras_distill.losses.top_k import top_k_teacher

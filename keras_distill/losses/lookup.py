@@ -3,6 +3,8 @@
 import keras
 
 from keras_distill.losses.distillation_loss import DistillationLoss
+from keras_distill.losses.divergences import GeneralizedJSD
+from keras_distill.losses.divergences import SoftTargetReverseKL
 from keras_distill.losses.logit_matching import LogitMatching
 from keras_distill.losses.soft_targets import SoftTargetCrossEntropy
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
@@ -15,6 +17,10 @@ ALIASES = {
     "cross_entropy": SoftTargetCrossEntropy,
     "ce": SoftTargetCrossEntropy,
     "soft_target_cross_entropy": SoftTargetCrossEntropy,
+    "reverse_kl": SoftTargetReverseKL,
+    "soft_target_reverse_kl": SoftTargetReverseKL,
+    "jsd": GeneralizedJSD,
+    "generalized_jsd": GeneralizedJSD,
     "mse": LogitMatching,
     "logit_matching": LogitMatching,
 }
