@@ -59,6 +59,44 @@ def build_feature_extractor(model, layer_names, *, include_output=True, name=Non
     return keras.Model(inputs, outputs, name=name or f"{model.name}_features")
 
 
+def map_layers(teacher_layers, student_layers):
+    """Pairs each student layer with a teacher layer, spread uniformly.
+
+    With `n` teacher and `m` student layers, student layer `i` (0-based)
+    learns from teacher layer `(i + 1) * n // m - 1`: the last layer of
+    each of `m` equal blocks (DistilBERT / TinyBERT's "every k-th layer").
+
+    Args:
+        teacher_layers: list of teacher layer names (paths), bottom first.
+        student_layers: list of student layer names, at most as many.
+
+    Returns:
+        A list of `(teacher_layer, student_layer)` pairs, the `pairs`
+        argument of `keras_distill.FeatureDistiller`.
+
+    Examples:
+
+    ```python
+    pairs = keras_distill.features.map_layers(
+        [f"teacher_backbone/transformer_layer_{i}" for i in range(12)],
+        [f"student_backbone/transformer_layer_{i}" for i in range(6)],
+    )  # student layer 0 <- teacher layer 1, 1 <- 3, ..., 5 <- 11
+    ```
+    """
+    teacher_layers, student_layers = list(teacher_layers), list(student_layers)
+    if not student_layers or len(student_layers) > len(teacher_layers):
+        raise ValueError(
+            "map_layers needs 1 to len(teacher_layers) student layers. "
+            f"Received {len(teacher_layers)} teacher and {len(student_layers)} "
+            "student layer names."
+        )
+    count, total = len(student_layers), len(teacher_layers)
+    return [
+        (teacher_layers[(index + 1) * total // count - 1], name)
+        for index, name in enumerate(student_layers)
+    ]
+
+
 def as_functional(model):
     """`model` itself if it is Functional, its graph if it is Sequential."""
     if isinstance(model, keras.Sequential):

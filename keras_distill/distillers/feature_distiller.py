@@ -6,6 +6,7 @@ from keras import ops
 from keras_distill import features as features_module
 from keras_distill import teacher_cache
 from keras_distill.distillers import replicas
+from keras_distill.distillers import sequences
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.distillers.feature_pairs import normalize_pair_weights
 from keras_distill.distillers.feature_pairs import normalize_pairs
@@ -246,6 +247,7 @@ class FeatureDistiller(Distiller):
         teacher = keras.tree.map_structure(ops.stop_gradient, teacher)
         teacher_logits = self.as_teacher_logits(teacher.pop(FINAL_OUTPUT))
         student_logits = y_pred[FINAL_OUTPUT]
+        sample_weight, _ = sequences.token_weights(x, student_logits, sample_weight)
         response = self.response_loss(y, teacher_logits, student_logits, sample_weight)
         feature_loss = self.compute_feature_loss(teacher, y_pred, sample_weight)
         self.feature_loss_tracker.update_state(

@@ -11,7 +11,9 @@ _CONVOLUTIONS = {3: keras.layers.Conv1D, 4: keras.layers.Conv2D, 5: keras.layers
 def build_regressor(student_shape, teacher_shape, *, data_format=None, name=None):
     """A layer mapping features of `student_shape` to `teacher_shape`.
 
-    Vectors get a `Dense` layer; feature maps a convolution without
+    Vectors, and sequences of unknown length `(batch, None, width)` such
+    as transformer hidden states, get a `Dense` layer (per token); feature
+    maps a convolution without
     activation: 1x1 when the spatial sizes match, otherwise a "valid"
     kernel of size `student - teacher + 1` per axis, which shrinks the
     student's map to the teacher's (Romero et al., section 2.2).
@@ -29,6 +31,10 @@ def build_regressor(student_shape, teacher_shape, *, data_format=None, name=None
     if len(student_shape) != len(teacher_shape):
         raise _error(student_shape, teacher_shape, "their ranks differ")
     if len(student_shape) == 2:
+        return keras.layers.Dense(teacher_shape[-1], name=name)
+    if len(student_shape) == 3 and student_shape[1] is None and teacher_shape[1] is None:
+        # Sequences of unknown length, e.g. transformer hidden states
+        # (batch, tokens, width): a linear map per token, as in TinyBERT.
         return keras.layers.Dense(teacher_shape[-1], name=name)
     if len(student_shape) not in _CONVOLUTIONS:
         raise _error(student_shape, teacher_shape, "they are not vectors or 1D-3D maps")

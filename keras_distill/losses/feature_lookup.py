@@ -3,6 +3,7 @@
 import keras
 
 from keras_distill.losses.attention_transfer import AttentionTransfer
+from keras_distill.losses.cosine_distance import CosineDistance
 from keras_distill.losses.fsp import FSPLoss
 from keras_distill.losses.hint import HintLoss
 from keras_distill.losses.rkd_angle import RKDAngle
@@ -17,6 +18,8 @@ FEATURE_ALIASES = {
     "rkd_angle": RKDAngle,
     "mse": keras.losses.MeanSquaredError,
     "cosine_similarity": keras.losses.CosineSimilarity,
+    "cosine_distance": CosineDistance,
+    "cosine": CosineDistance,
 }
 
 

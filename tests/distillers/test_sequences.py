@@ -261,3 +261,62 @@ def test_keras_hub_gpt2_teacher_and_student():
     assert np.all(np.isfinite(history["loss"]))
     for old, new in zip(teacher_weights, teacher.get_weights()):
         np.testing.assert_array_equal(new, old)
+
+
+def test_map_layers():
+    teacher = [f"t{i}" for i in range(12)]
+    pairs = kd.features.map_layers(teacher, [f"s{i}" for i in range(6)])
+    assert pairs == [(f"t{2 * i + 1}", f"s{i}") for i in range(6)]
+    assert kd.features.map_layers(["a", "b", "c"], ["x", "y"]) == [("a", "x"), ("c", "y")]
+    with pytest.raises(ValueError, match="1 to len"):
+        kd.features.map_layers(["a"], ["x", "y"])
+
+
+def test_hidden_state_loss_is_the_mean_over_real_tokens():
+    x, labels, mask = batch()
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    distiller = kd.FeatureDistiller(
+        student, teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="cosine", projections="auto"
+    )
+    distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0, feature_weight=1.0)
+    logs = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    teacher_hidden = kd.features.build_feature_extractor(teacher, ["teacher_hidden"])(x)["teacher_hidden"]
+    student_hidden = kd.features.build_feature_extractor(student, ["student_hidden"])(x)["student_hidden"]
+    projected = ops.convert_to_numpy(distiller.projections[0](student_hidden))
+    teacher_hidden = ops.convert_to_numpy(teacher_hidden)
+    cosine = np.sum(teacher_hidden * projected, -1) / (
+        np.linalg.norm(teacher_hidden, axis=-1) * np.linalg.norm(projected, axis=-1)
+    )
+    np.testing.assert_allclose(logs["feature_loss"], masked_mean(1 - cosine, mask), rtol=1e-4)
+    changed = dict(x, token_ids=np.where(mask, x["token_ids"], (x["token_ids"] + 5) % VOCABULARY).astype("int32"))
+    after = distiller.evaluate(changed, labels, batch_size=8, verbose=0, return_dict=True)
+    for key in logs:
+        np.testing.assert_allclose(after[key], logs[key], rtol=1e-5, err_msg=key)
+
+
+def test_keras_hub_hidden_states_every_second_layer():
+    keras_hub = pytest.importorskip("keras_hub")
+
+    def causal_lm(layers, width, name):
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=VOCABULARY, num_layers=layers, num_heads=2, hidden_dim=width,
+            intermediate_dim=2 * width, max_sequence_length=16, name=f"{name}_backbone",
+        )
+        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+    teacher, student = causal_lm(4, 16, "teacher"), causal_lm(2, 8, "student")
+    pairs = kd.features.map_layers(
+        [f"teacher_backbone/transformer_layer_{i}" for i in range(4)],
+        [f"student_backbone/transformer_layer_{i}" for i in range(2)],
+    )
+    assert [t for t, _ in pairs] == ["teacher_backbone/transformer_layer_1", "teacher_backbone/transformer_layer_3"]
+    x, labels, _ = batch(16)
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    for loss in ("mse", "cosine"):
+        distiller = kd.FeatureDistiller(student, teacher, pairs=pairs, feature_loss=loss, projections="auto")
+        assert all(isinstance(p, keras.layers.Dense) for p in distiller.projections)
+        distiller.compile(optimizer="adam", loss=CE, alpha=0.5, feature_weight=1.0)
+        history = distiller.fit(x, labels, batch_size=8, epochs=2, verbose=0).history
+        assert np.all(np.isfinite(history["feature_loss"])) and history["feature_loss"][-1] > 0
+    for old, new in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(new, old)
