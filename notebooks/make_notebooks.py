@@ -193,8 +193,200 @@ def distiller_notebook():
     )
 
 
+LM_SETUP = SETUP.replace(
+    'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)',
+    'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source, "keras-hub"], check=True)',
+) + """
+import keras_hub"""
+
+LM_DATA = """\
+# Byte-level text that ships offline: Debian's fortunes (apt-get install fortunes),
+# else the licence texts every Debian/Ubuntu machine (and Colab) has.
+import glob
+
+FORTUNES, LICENCES = "/usr/share/games/fortunes", "/usr/share/common-licenses"
+directory = FORTUNES if os.path.isdir(FORTUNES) else LICENCES
+documents = []
+for path in sorted(glob.glob(os.path.join(directory, "*"))):
+    if os.path.isfile(path) and not os.path.islink(path) and not path.endswith((".dat", ".u8")):
+        text = open(path, "rb").read().replace(b"\\0", b"")
+        parts = text.split(b"\\n%\\n") if directory == FORTUNES else text.split(b"\\n\\n")
+        documents += [part.strip() for part in parts if len(part.strip()) > 8]
+documents = [documents[i] for i in np.random.default_rng(0).permutation(len(documents))]
+LENGTH = 32 if QUICK else 128
+TRAIN_BYTES = 20_000 if QUICK else 400_000
+
+
+def to_sequences(docs, length=LENGTH):
+    # Byte 0 ends a document and pads; padding_mask marks the inputs whose label is real.
+    windows = []
+    for doc in docs:
+        data = np.concatenate([np.frombuffer(doc, np.uint8).astype("int32"), [0]])
+        windows += [data[s : s + length + 1] for s in range(0, max(len(data) - 1, 1), length)]
+    tokens = np.zeros((len(windows), length + 1), "int32")
+    mask = np.zeros((len(windows), length), bool)
+    for row, window in enumerate(windows):
+        tokens[row, : len(window)] = window
+        mask[row, : len(window) - 1] = True
+    return {"token_ids": tokens[:, :-1], "padding_mask": mask}, tokens[:, 1:]
+
+
+def take(docs, budget):
+    chosen, total = [], 0
+    for doc in docs:
+        if total >= budget:
+            break
+        chosen.append(doc)
+        total += len(doc) + 1
+    return chosen
+
+
+held_out = documents[: len(documents) // 10]
+x_train, y_train = to_sequences(take(documents[len(held_out):], TRAIN_BYTES))
+x_val, y_val = to_sequences(take(held_out, TRAIN_BYTES // 5))
+print(directory, x_train["token_ids"].shape, x_val["token_ids"].shape)"""
+
+LM_MODELS = """\
+def causal_lm(layers, width, name):
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=256, num_layers=layers, num_heads=max(width // 32, 1), hidden_dim=width,
+        intermediate_dim=4 * width, max_sequence_length=LENGTH, dropout=0.0, name=f"{name}_backbone",
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+
+EPOCHS = 1 if QUICK else 3
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+weights, val_weights = x_train["padding_mask"].astype("float32"), x_val["padding_mask"].astype("float32")
+keras.utils.set_random_seed(0)
+teacher = causal_lm(2, 32, "teacher") if QUICK else causal_lm(4, 128, "teacher")
+teacher.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CE)
+teacher_history = teacher.fit(
+    x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
+    batch_size=32, epochs=EPOCHS, verbose=2,
+)"""
+
+LM_DISTILL = """\
+student_size = (1, 16) if QUICK else (2, 64)
+keras.utils.set_random_seed(1)
+scratch = causal_lm(*student_size, "student")
+initial = scratch.get_weights()
+scratch.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE)
+scratch_history = scratch.fit(
+    x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
+    batch_size=32, epochs=EPOCHS, verbose=2,
+)
+
+# Token-level distillation: the padding mask comes from the inputs, so padded
+# bytes count in neither loss. Top-k: the teacher's 8 most likely bytes, cached once.
+top_k = kd.precompute_teacher_outputs(teacher, x_train, top_k=8, dtype="float16")
+student = causal_lm(*student_size, "student")
+student.set_weights(initial)
+distiller = kd.Distiller(student, teacher)
+distiller.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0, distillation_loss="kl")
+distill_history = distiller.fit(
+    x_train, kd.with_teacher_outputs(y_train, top_k), validation_data=(x_val, y_val),
+    batch_size=32, epochs=EPOCHS, verbose=2,
+)"""
+
+LM_PLOT = """\
+import matplotlib
+
+if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def perplexity(model):
+    logits = model.predict(x_val, batch_size=64, verbose=0).astype("float64")
+    logits -= logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, y_val[..., None], -1)[..., 0]
+    return float(np.exp((nll * x_val["padding_mask"]).sum() / x_val["padding_mask"].sum()))
+
+
+fig, axis = plt.subplots(figsize=(6, 4))
+curves = [("teacher", teacher_history, "val_loss"), ("student from scratch", scratch_history, "val_loss"),
+          ("distilled student (top-8)", distill_history, "val_student_loss")]
+for label, history, key in curves:
+    axis.plot(np.arange(1, EPOCHS + 1), np.exp(history.history[key]), marker="o", label=label)
+axis.set(title="Held-out perplexity per byte", xlabel="epoch")
+axis.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(OUTPUT, "learning_curves.png"), dpi=80)
+plt.show()
+for name, model in [("teacher", teacher), ("student from scratch", scratch), ("distilled student", student)]:
+    print(f"{name:<22}{model.count_params():>10,} parameters, perplexity {perplexity(model):.3f}")"""
+
+LM_PRESET = """\
+# With network access (e.g. on Colab), start from a real pretrained teacher:
+# GPT-2 base (124M) teaching a 4-layer GPT-2 with the same vocabulary,
+# on raw strings through the teacher's preprocessor.
+if "google.colab" in sys.modules and os.environ.get("KERAS_DISTILL_OFFLINE") != "1":
+    preset_teacher = keras_hub.models.GPT2CausalLM.from_preset("gpt2_base_en")
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor.from_preset("gpt2_base_en", sequence_length=128)
+    small = keras_hub.models.GPT2CausalLM(
+        backbone=keras_hub.models.GPT2Backbone(
+            vocabulary_size=preset_teacher.backbone.vocabulary_size, num_layers=4, num_heads=4,
+            hidden_dim=256, intermediate_dim=1024, max_sequence_length=128,
+        ),
+        preprocessor=None,
+    )
+    texts = [doc.decode("utf-8", "replace") for doc in documents[:2000]]
+    x_text, y_text, w_text = preprocessor(texts)  # token_ids, padding_mask; labels; mask
+    preset_teacher.preprocessor = None
+    gkd = kd.Distiller(small, preset_teacher, teacher_top_k=64)
+    gkd.compile(optimizer="adam", loss=CE, alpha=0.5, temperature=1.0)
+    gkd.fit(dict(x_text), y_text, sample_weight=w_text, batch_size=8, epochs=1)
+else:
+    print("Offline: skipping the pretrained-preset teacher.")"""
+
+LM_EXPORT = """\
+student.save(os.path.join(OUTPUT, "student.keras"))
+reloaded = keras.saving.load_model(os.path.join(OUTPUT, "student.keras"))
+np.testing.assert_allclose(
+    reloaded.predict(x_val, batch_size=64, verbose=0)[:2], student.predict(x_val, batch_size=64, verbose=0)[:2],
+    rtol=1e-4, atol=1e-4,
+)
+print(sorted(os.listdir(OUTPUT)))"""
+
+
+def language_model_notebook():
+    return new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# Distilling a language model with keras-hub\\n\\n"
+                "A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a "
+                "student half its depth and width, token by token: the soft-target loss is averaged "
+                "over real tokens only (the inputs' `padding_mask`), and the teacher's outputs are "
+                "cached as its top-8 bytes. With network access, the last section starts from the "
+                "pretrained `gpt2_base_en` preset instead."
+            ),
+            new_code_cell(LM_SETUP),
+            new_markdown_cell("## Data: bytes of text that ships with Debian"),
+            new_code_cell(LM_DATA),
+            new_markdown_cell("## The teacher"),
+            new_code_cell(LM_MODELS),
+            new_markdown_cell("## The student: from scratch, and distilled from the cached top-k"),
+            new_code_cell(LM_DISTILL),
+            new_markdown_cell("## Perplexity"),
+            new_code_cell(LM_PLOT),
+            new_markdown_cell("## A pretrained teacher (needs the network)"),
+            new_code_cell(LM_PRESET),
+            new_markdown_cell("## Save the student"),
+            new_code_cell(LM_EXPORT),
+        ],
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+            "colab": {"provenance": []},
+        },
+    )
+
+
 def main():
     nbformat.write(distiller_notebook(), os.path.join(HERE, "01_distiller.ipynb"))
+    nbformat.write(language_model_notebook(), os.path.join(HERE, "07_language_model.ipynb"))
 
 
 if __name__ == "__main__":

@@ -41,3 +41,22 @@ def test_step_time_quick(tmp_path):
     assert text.count("Analytic floor") == 2 and text.count(": met") + text.count(": MISSED") == 4
     if BACKEND == "jax":
         assert all(value > 0 for value in result["memory"].values())
+
+
+def test_byte_level_lm_quick(tmp_path):
+    import importlib.util as util
+
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("the example runs once, on JAX; its losses are tested on every backend")
+    pytest.importorskip("keras_hub")
+    spec = util.spec_from_file_location("byte_level_lm", os.path.join(ROOT, "examples", "byte_level_lm.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["--quick", "--output", str(tmp_path)])
+    assert [row[0] for row in rows][:2] == ["teacher", "student from scratch"] and len(rows) == 5
+    assert all(1.0 < row[2] < 300.0 for row in rows)  # perplexity per byte, vocabulary 256
+    assert (tmp_path / "student.keras").exists() and "| teacher |" in (tmp_path / "results.md").read_text()

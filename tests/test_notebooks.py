@@ -20,5 +20,6 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "strip outputs"
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert os.path.exists(tmp_path / "student.keras")
-    assert os.path.exists(tmp_path / "student_savedmodel" / "saved_model.pb")
+    if name != "07_language_model.ipynb":  # a keras-hub model: .keras only
+        assert os.path.exists(tmp_path / "student_savedmodel" / "saved_model.pb")
     assert os.path.exists(tmp_path / "learning_curves.png")

@@ -36,6 +36,7 @@ def small_fashion_mnist(monkeypatch, tmp_path):
         ("Several teachers, class subsets, cohorts, chains, generations", 20),
         ("Cached teacher outputs", 16),
         ("Training on several GPUs or TPUs", 18),
+        ("Language models (keras-hub): token-level distillation", 18),
     ],
 )
 def test_readme_example_runs(small_fashion_mnist, heading, max_lines):

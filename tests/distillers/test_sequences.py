@@ -320,3 +320,18 @@ def test_keras_hub_hidden_states_every_second_layer():
         assert np.all(np.isfinite(history["feature_loss"])) and history["feature_loss"][-1] > 0
     for old, new in zip(teacher_weights, teacher.get_weights()):
         np.testing.assert_array_equal(new, old)
+
+
+def test_keras_hub_vocabulary_mismatch_is_an_error():
+    keras_hub = pytest.importorskip("keras_hub")
+
+    def causal_lm(vocabulary, name):
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=vocabulary, num_layers=1, num_heads=1, hidden_dim=8,
+            intermediate_dim=16, max_sequence_length=16, name=f"{name}_backbone",
+        )
+        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+    with pytest.raises(ValueError, match=r"teacher.*student|student.*teacher") as error:
+        kd.Distiller(causal_lm(32, "student"), causal_lm(64, "teacher"))
+    assert "64" in str(error.value) and "32" in str(error.value)
