@@ -12,6 +12,11 @@ from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_notebook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+    "colab": {"provenance": []},
+}
 
 SETUP = '''\
 # Colab: install keras-distill (set KERAS_DISTILL_SOURCE to a wheel or git URL
@@ -185,11 +190,7 @@ def distiller_notebook():
             new_markdown_cell("## Export the student"),
             new_code_cell(EXPORT),
         ],
-        metadata={
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-            "colab": {"provenance": []},
-        },
+        metadata=METADATA,
     )
 
 
@@ -376,11 +377,7 @@ def language_model_notebook():
             new_markdown_cell("## Save the student"),
             new_code_cell(LM_EXPORT),
         ],
-        metadata={
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-            "colab": {"provenance": []},
-        },
+        metadata=METADATA,
     )
 
 

@@ -28,6 +28,16 @@ def token_model(width, name):
     return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, logits, name=name)
 
 
+def causal_lm(layers, width, name, vocabulary=VOCABULARY):
+    """A keras-hub GPT-2 task model on pre-tokenized inputs."""
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocabulary, num_layers=layers, num_heads=2, hidden_dim=width,
+        intermediate_dim=2 * width, max_sequence_length=16, name=f"{name}_backbone",
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+
 def batch(count=8, seed=0):
     rng = np.random.default_rng(seed)
     token_ids = rng.integers(0, VOCABULARY, (count, LENGTH)).astype("int32")
@@ -237,15 +247,6 @@ def test_top_k_errors():
 
 
 def test_keras_hub_gpt2_teacher_and_student():
-    keras_hub = pytest.importorskip("keras_hub")
-
-    def causal_lm(layers, width, name):
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=VOCABULARY, num_layers=layers, num_heads=2, hidden_dim=width,
-            intermediate_dim=2 * width, max_sequence_length=16, name=f"{name}_backbone",
-        )
-        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
-
     teacher, student = causal_lm(2, 16, "teacher"), causal_lm(1, 8, "student")
     x, labels, mask = batch(16)
     teacher_weights = [w.copy() for w in teacher.get_weights()]
@@ -295,15 +296,6 @@ def test_hidden_state_loss_is_the_mean_over_real_tokens():
 
 
 def test_keras_hub_hidden_states_every_second_layer():
-    keras_hub = pytest.importorskip("keras_hub")
-
-    def causal_lm(layers, width, name):
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=VOCABULARY, num_layers=layers, num_heads=2, hidden_dim=width,
-            intermediate_dim=2 * width, max_sequence_length=16, name=f"{name}_backbone",
-        )
-        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
-
     teacher, student = causal_lm(4, 16, "teacher"), causal_lm(2, 8, "student")
     pairs = kd.features.map_layers(
         [f"teacher_backbone/transformer_layer_{i}" for i in range(4)],
@@ -323,15 +315,6 @@ def test_keras_hub_hidden_states_every_second_layer():
 
 
 def test_keras_hub_vocabulary_mismatch_is_an_error():
-    keras_hub = pytest.importorskip("keras_hub")
-
-    def causal_lm(vocabulary, name):
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=vocabulary, num_layers=1, num_heads=1, hidden_dim=8,
-            intermediate_dim=16, max_sequence_length=16, name=f"{name}_backbone",
-        )
-        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
-
     with pytest.raises(ValueError, match=r"teacher.*student|student.*teacher") as error:
-        kd.Distiller(causal_lm(32, "student"), causal_lm(64, "teacher"))
+        kd.Distiller(causal_lm(1, 8, "student", vocabulary=32), causal_lm(1, 8, "teacher", vocabulary=64))
     assert "64" in str(error.value) and "32" in str(error.value)
