@@ -120,8 +120,8 @@ def with_teacher_outputs(y, teacher_logits):
     Args:
         y: Labels, as `fit` takes them, or `None` to distill from the
             teacher alone (compile with `loss=None, alpha=0`).
-        teacher_logits: The array `precompute_teacher_outputs` returned,
-            one row per example of `y`.
+        teacher_logits: What `precompute_teacher_outputs` returned (an
+            array, or the top-k dict), one row per example of `y`.
 
     Returns:
         A dict `{"labels": y, "teacher_logits": teacher_logits}` (without

@@ -6,6 +6,7 @@ from keras import ops
 from keras_distill import losses as losses_module
 from keras_distill import teacher_cache
 from keras_distill.distillers import model_checks
+from keras_distill.distillers import preprocessing
 from keras_distill.distillers import replicas
 from keras_distill.distillers import sequences
 from keras_distill.distillers import teachers as teachers_module
@@ -37,7 +38,13 @@ class Distiller(keras.Model):
 
     where the default distillation loss is
     `T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T))`,
-    averaged over the batch; `sample_weight` weights both terms. It is
+    averaged over the batch; `sample_weight` weights both terms. Outputs
+    with a time axis `(batch, sequence, classes)` are distilled per token
+    and averaged over real tokens (the inputs' `padding_mask`, or a
+    per-token `sample_weight`); a keras-hub student's preprocessor is
+    applied to raw strings. Cached teacher outputs
+    (`keras_distill.precompute_teacher_outputs`) replace the teacher's
+    forward pass. It is
     computed in `compute_loss` with `keras.ops` only, so it runs on
     TensorFlow, JAX and PyTorch, compiled or not; under a `tf.distribute`
     strategy its loss and gradients equal single-device training.
@@ -73,6 +80,10 @@ class Distiller(keras.Model):
             distillation, Wang et al., 2022). The teacher's logits of those
             classes are taken and renormalized by the temperature softmax;
             labels `y` are in the student's class indices.
+        teacher_top_k: `None` (default) or an int k: distill from the
+            teacher's k most likely classes only (per token for sequence
+            outputs), with `keras_distill.losses.top_k_kl_divergence`; for
+            large vocabularies. One teacher, `distillation_loss="kl"`.
         name: Name of the distiller.
 
     Examples:
@@ -555,8 +566,34 @@ class Distiller(keras.Model):
                 "teacher(s), in the same order."
             )
 
+    def _preprocess(self, x, y, kwargs, shuffle=False):
+        """Raw strings for a keras-hub student: its preprocessor's batches."""
+        if not preprocessing.needs_preprocessing(self.student, x):
+            return x, y
+        if "validation_split" in kwargs:
+            raise ValueError(
+                "validation_split does not work with raw strings for a keras-hub "
+                "student (they become a tf.data.Dataset). Pass validation_data."
+            )
+        dataset = preprocessing.preprocess(
+            self.student, x, y, kwargs.pop("sample_weight", None),
+            batch_size=kwargs.pop("batch_size", None), shuffle=shuffle,
+        )
+        return dataset, None
+
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
+        if preprocessing.needs_preprocessing(self.student, x):
+            # Shuffled before batching, inside the dataset.
+            x, y = self._preprocess(x, y, kwargs, shuffle=kwargs.pop("shuffle", True))
+            kwargs["shuffle"] = False
+        validation = kwargs.get("validation_data")
+        if validation is not None and not isinstance(validation, (tuple, list)):
+            validation = (validation,)
+        if validation is not None and preprocessing.needs_preprocessing(self.student, validation[0]):
+            kwargs["validation_data"] = preprocessing.preprocess(
+                self.student, *validation, batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size")
+            )
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
         validation = kwargs.get("validation_data")
@@ -566,9 +603,15 @@ class Distiller(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
+        x, y = self._preprocess(x, y, kwargs)
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
         return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if preprocessing.needs_preprocessing(self.student, x):
+            x = preprocessing.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
+        return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         self._check_compiled("train_on_batch")
