@@ -159,7 +159,7 @@ class Distiller(keras.Model):
                 student.name,
             )
         weights = teachers_module.normalize_teacher_weights(teacher_weights, len(teachers))
-        _validate_top_k(teacher_top_k, len(teachers), teacher_classes, student_shape)
+        teachers_module.validate_top_k(teacher_top_k, len(teachers), teacher_classes, student_shape)
         super().__init__(name=name, **kwargs)
         self.student = student
         self.teachers = teachers
@@ -290,7 +290,7 @@ class Distiller(keras.Model):
 
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
-        if teacher_top_k_needs_kl(self.teacher_top_k, resolved):
+        if teachers_module.top_k_needs_kl(self.teacher_top_k, resolved):
             raise ValueError(
                 f"teacher_top_k={self.teacher_top_k} distills with the top-k KL "
                 "divergence only. Received: distillation_loss="
@@ -540,7 +540,7 @@ class Distiller(keras.Model):
                     f"{len(self.teachers)} teacher(s), teacher_classes="
                     f"{self.teacher_classes!r}. Cache the full logits (top_k=None)."
                 )
-            if teacher_top_k_needs_kl(0, self._distillation_loss):
+            if teachers_module.top_k_needs_kl(0, self._distillation_loss):
                 raise ValueError(
                     "Cached top-k teacher outputs are distilled with the top-k "
                     "KL divergence only; this distiller was compiled with "
@@ -648,34 +648,6 @@ class Distiller(keras.Model):
             else keras.saving.deserialize_keras_object(teacher)
         )
         return cls(**config)
-
-
-def teacher_top_k_needs_kl(teacher_top_k, loss):
-    """Whether a top-k teacher was paired with a loss other than the KL."""
-    return teacher_top_k is not None and not isinstance(loss, losses_module.SoftTargetKLDivergence)
-
-
-def _validate_top_k(teacher_top_k, teacher_count, teacher_classes, student_shape):
-    if teacher_top_k is None:
-        return
-    classes = student_shape[-1] if student_shape is not None else None
-    if (
-        isinstance(teacher_top_k, bool)
-        or not isinstance(teacher_top_k, int)
-        or teacher_top_k < 1
-        or (classes is not None and teacher_top_k > classes)
-    ):
-        raise ValueError(
-            "`teacher_top_k` must be an int between 1 and the number of "
-            f"classes ({classes}). Received: teacher_top_k={teacher_top_k!r}. "
-            "Use e.g. teacher_top_k=64, or None for the dense teacher."
-        )
-    if teacher_count > 1 or teacher_classes is not None:
-        raise ValueError(
-            "`teacher_top_k` works with one teacher over the student's own "
-            f"classes. Received {teacher_count} teacher(s) and teacher_classes="
-            f"{teacher_classes!r}. Drop teacher_top_k, or distill from one teacher."
-        )
 
 
 def _pick(name, value, alias, alias_value):

@@ -6,6 +6,7 @@ import math
 from keras import ops
 
 from keras_distill.distillers import model_checks
+from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 
 
 def as_teacher_list(teacher):
@@ -107,3 +108,31 @@ def mixture_logits(teacher_logits, teacher_weights, temperature):
     log_weights = ops.log(ops.convert_to_tensor(teacher_weights, "float32"))
     log_weights = ops.reshape(log_weights, (-1,) + (1,) * (len(log_probs.shape) - 1))
     return temperature * ops.logsumexp(log_probs + log_weights, axis=0)
+
+
+def top_k_needs_kl(teacher_top_k, loss):
+    """Whether a top-k teacher was paired with a loss other than the KL."""
+    return teacher_top_k is not None and not isinstance(loss, SoftTargetKLDivergence)
+
+
+def validate_top_k(teacher_top_k, teacher_count, teacher_classes, student_shape):
+    if teacher_top_k is None:
+        return
+    classes = student_shape[-1] if student_shape is not None else None
+    if (
+        isinstance(teacher_top_k, bool)
+        or not isinstance(teacher_top_k, int)
+        or teacher_top_k < 1
+        or (classes is not None and teacher_top_k > classes)
+    ):
+        raise ValueError(
+            "`teacher_top_k` must be an int between 1 and the number of "
+            f"classes ({classes}). Received: teacher_top_k={teacher_top_k!r}. "
+            "Use e.g. teacher_top_k=64, or None for the dense teacher."
+        )
+    if teacher_count > 1 or teacher_classes is not None:
+        raise ValueError(
+            "`teacher_top_k` works with one teacher over the student's own "
+            f"classes. Received {teacher_count} teacher(s) and teacher_classes="
+            f"{teacher_classes!r}. Drop teacher_top_k, or distill from one teacher."
+        )
