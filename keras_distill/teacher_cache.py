@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_distill.distillers import model_checks
+from keras_distill.distillers import teachers as teachers_module
 
 LABELS = "labels"
 TEACHER_LOGITS = "teacher_logits"
@@ -164,6 +165,51 @@ def uses_cached_outputs(x, y=None):
         spec = x.element_spec
         return isinstance(spec, tuple) and len(spec) > 1 and is_cached_target(spec[1])
     return False
+
+
+def check_cached_outputs(x, y, teachers, teacher_classes, distillation_loss):
+    """Checks cached teacher outputs in `fit` / `evaluate` data against a
+    distiller's teachers and loss, before any step runs."""
+    if not uses_cached_outputs(x, y):
+        return
+    cached = (
+        x.element_spec[1][TEACHER_LOGITS]
+        if y is None
+        else y[TEACHER_LOGITS]
+    )
+    if isinstance(cached, dict):
+        if len(teachers) > 1 or teacher_classes is not None:
+            raise ValueError(
+                "Cached top-k teacher outputs need one teacher over the "
+                "student's classes; this distiller has "
+                f"{len(teachers)} teacher(s), teacher_classes="
+                f"{teacher_classes!r}. Cache the full logits (top_k=None)."
+            )
+        if teachers_module.top_k_needs_kl(0, distillation_loss):
+            raise ValueError(
+                "Cached top-k teacher outputs are distilled with the top-k "
+                "KL divergence only; this distiller was compiled with "
+                f"{type(distillation_loss).__name__}. Compile with "
+                "distillation_loss='kl', or cache full logits."
+            )
+        return
+    cached_shape = tuple(cached.shape)
+    count = len(teachers)
+    teacher_shape = model_checks.output_shape(teachers[0])
+    expected = None
+    if teacher_shape is not None:
+        expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
+    if expected is not None and (
+        len(cached_shape) != len(expected)
+        or any(e is not None and c is not None and c != e for c, e in zip(cached_shape, expected))
+    ):
+        raise ValueError(
+            f"The cached teacher logits have shape {cached_shape}, but this "
+            f"distiller's {count} teacher(s) give {expected} (None: any "
+            "number of examples). Compute them with keras_distill."
+            "precompute_teacher_outputs(distiller.teacher, x) for the same "
+            "teacher(s), in the same order."
+        )
 
 
 def _as_logits(outputs, kind):

@@ -523,63 +523,12 @@ class Distiller(keras.Model):
             )
 
     def _check_cached_outputs(self, x, y):
-        """Checks cached teacher logits against the teachers, before any
-        step runs."""
-        if not teacher_cache.uses_cached_outputs(x, y):
-            return
-        cached = (
-            x.element_spec[1][teacher_cache.TEACHER_LOGITS]
-            if y is None
-            else y[teacher_cache.TEACHER_LOGITS]
+        teacher_cache.check_cached_outputs(
+            x, y, self.teachers, self.teacher_classes, self._distillation_loss
         )
-        if isinstance(cached, dict):
-            if len(self.teachers) > 1 or self.teacher_classes is not None:
-                raise ValueError(
-                    "Cached top-k teacher outputs need one teacher over the "
-                    "student's classes; this distiller has "
-                    f"{len(self.teachers)} teacher(s), teacher_classes="
-                    f"{self.teacher_classes!r}. Cache the full logits (top_k=None)."
-                )
-            if teachers_module.top_k_needs_kl(0, self._distillation_loss):
-                raise ValueError(
-                    "Cached top-k teacher outputs are distilled with the top-k "
-                    "KL divergence only; this distiller was compiled with "
-                    f"{type(self._distillation_loss).__name__}. Compile with "
-                    "distillation_loss='kl', or cache full logits."
-                )
-            return
-        cached_shape = tuple(cached.shape)
-        count = len(self.teachers)
-        teacher_shape = model_checks.output_shape(self.teachers[0])
-        expected = None
-        if teacher_shape is not None:
-            expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
-        if expected is not None and (
-            len(cached_shape) != len(expected)
-            or any(e is not None and c is not None and c != e for c, e in zip(cached_shape, expected))
-        ):
-            raise ValueError(
-                f"The cached teacher logits have shape {cached_shape}, but this "
-                f"distiller's {count} teacher(s) give {expected} (None: any "
-                "number of examples). Compute them with keras_distill."
-                "precompute_teacher_outputs(distiller.teacher, x) for the same "
-                "teacher(s), in the same order."
-            )
 
     def _preprocess(self, x, y, kwargs, shuffle=False):
-        """Raw strings for a keras-hub student: its preprocessor's batches."""
-        if not preprocessing.needs_preprocessing(self.student, x):
-            return x, y
-        if "validation_split" in kwargs:
-            raise ValueError(
-                "validation_split does not work with raw strings for a keras-hub "
-                "student (they become a tf.data.Dataset). Pass validation_data."
-            )
-        dataset = preprocessing.preprocess(
-            self.student, x, y, kwargs.pop("sample_weight", None),
-            batch_size=kwargs.pop("batch_size", None), shuffle=shuffle,
-        )
-        return dataset, None
+        return preprocessing.preprocess_arguments(self.student, x, y, kwargs, shuffle=shuffle)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")

@@ -47,3 +47,21 @@ def preprocess(model, x, y=None, sample_weight=None, *, batch_size=None, shuffle
     return dataset.map(
         lambda *args: preprocessor(*args), num_parallel_calls=tf.data.AUTOTUNE
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def preprocess_arguments(student, x, y, kwargs, *, shuffle=False):
+    """`(x, y)` for `fit` / `evaluate`: raw strings for a keras-hub student
+    become its preprocessor's batches (taking `sample_weight` and
+    `batch_size` out of `kwargs`); other data is returned as it is."""
+    if not needs_preprocessing(student, x):
+        return x, y
+    if "validation_split" in kwargs:
+        raise ValueError(
+            "validation_split does not work with raw strings for a keras-hub "
+            "student (they become a tf.data.Dataset). Pass validation_data."
+        )
+    dataset = preprocess(
+        student, x, y, kwargs.pop("sample_weight", None),
+        batch_size=kwargs.pop("batch_size", None), shuffle=shuffle,
+    )
+    return dataset, None
