@@ -14,14 +14,13 @@ import numpy as np
 
 from keras_distill.distillers import model_checks
 from keras_distill.distillers import teachers as teachers_module
+from keras_distill.losses.top_k import top_k_teacher
 
 LABELS = "labels"
 TEACHER_LOGITS = "teacher_logits"
 TOP_K_INDICES = "top_k_indices"
 TOP_K_LOG_PROBS = "top_k_log_probs"
 STORAGE_DTYPES = ("float32", "float16")
-# log() of probabilities that underflowed to 0 in float32.
-_LOG_FLOOR = 1e-30
 
 
 def precompute_teacher_outputs(
@@ -82,11 +81,7 @@ def precompute_teacher_outputs(
             f"`dtype` must be one of {STORAGE_DTYPES}. Received: dtype={dtype!r}. "
             "Use dtype='float16' to halve the cache's memory."
         )
-    if teacher_outputs not in ("auto", "logits", "probabilities"):
-        raise ValueError(
-            "`teacher_outputs` must be 'auto', 'logits' or 'probabilities'. "
-            f"Received: teacher_outputs={teacher_outputs!r}."
-        )
+    teachers_module.validate_teacher_outputs(teacher_outputs)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}.")
     if top_k is not None and (
@@ -96,12 +91,7 @@ def precompute_teacher_outputs(
             "`top_k` must be a positive int, with one teacher. Received: "
             f"top_k={top_k!r} for {len(teachers)} teacher(s). Use e.g. top_k=64."
         )
-    kinds = [
-        teacher_outputs
-        if teacher_outputs != "auto"
-        else ("probabilities" if model_checks.ends_with_softmax(model) else "logits")
-        for model in teachers
-    ]
+    kinds = [teachers_module.output_kind(model, teacher_outputs) for model in teachers]
 
     def logits_of(inputs, predict):
         outputs = [_as_logits(predict(model, inputs), kind) for model, kind in zip(teachers, kinds)]
@@ -110,7 +100,7 @@ def precompute_teacher_outputs(
         stacked = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
         return stacked.astype(dtype)
 
-    if _is_dataset(x):
+    if is_dataset(x):
         return _cache_dataset(x, logits_of)
     return logits_of(x, lambda model, inputs: model.predict(inputs, batch_size=batch_size, verbose=0))
 
@@ -161,7 +151,7 @@ def uses_cached_outputs(x, y=None):
     """Whether the data handed to `fit` / `evaluate` carries cached logits."""
     if y is not None:
         return is_cached_target(y)
-    if _is_dataset(x):
+    if is_dataset(x):
         spec = x.element_spec
         return isinstance(spec, tuple) and len(spec) > 1 and is_cached_target(spec[1])
     return False
@@ -215,7 +205,7 @@ def check_cached_outputs(x, y, teachers, teacher_classes, distillation_loss):
 def _as_logits(outputs, kind):
     outputs = np.asarray(outputs, dtype="float32")
     if kind == "probabilities":
-        outputs = np.log(np.maximum(outputs, _LOG_FLOOR))
+        outputs = np.log(np.maximum(outputs, teachers_module.LOG_FLOOR))
     return outputs
 
 
@@ -225,12 +215,10 @@ def _top_k(logits, k, dtype):
             f"`top_k`={k} exceeds the teacher's {logits.shape[-1]} classes. "
             f"Use top_k <= {logits.shape[-1]}."
         )
-    log_probs = logits - np.max(logits, axis=-1, keepdims=True)
-    log_probs = log_probs - np.log(np.sum(np.exp(log_probs), axis=-1, keepdims=True))
-    indices = np.argsort(-log_probs, axis=-1, kind="stable")[..., :k]
+    indices, log_probs = top_k_teacher(logits, k)
     return {
-        TOP_K_INDICES: indices.astype("int32"),
-        TOP_K_LOG_PROBS: np.take_along_axis(log_probs, indices, axis=-1).astype(dtype),
+        TOP_K_INDICES: keras.ops.convert_to_numpy(indices).astype("int32"),
+        TOP_K_LOG_PROBS: keras.ops.convert_to_numpy(log_probs).astype(dtype),
     }
 
 
@@ -241,7 +229,7 @@ def _length(array):
     return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
-def _is_dataset(x):
+def is_dataset(x):
     module = type(x).__module__ or ""
     return module.startswith("tensorflow") and hasattr(x, "element_spec")
 

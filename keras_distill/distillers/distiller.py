@@ -21,9 +21,7 @@ from keras_distill.distillers.hyperparameters import validate_temperature
 from keras_distill.distillers.student_loss import resolve_student_loss
 from keras_distill.losses import top_k
 
-TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
-# log() of probabilities that underflowed to 0 in float32.
-_LOG_FLOOR = 1e-30
+TEACHER_OUTPUTS = teachers_module.TEACHER_OUTPUTS
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
@@ -134,11 +132,7 @@ class Distiller(keras.Model):
                 "fresh copy of itself, use "
                 "keras.models.clone_model(teacher) as the student."
             )
-        if teacher_outputs not in TEACHER_OUTPUTS:
-            raise ValueError(
-                f"`teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
-                f"Received: teacher_outputs={teacher_outputs!r}."
-            )
+        teachers_module.validate_teacher_outputs(teacher_outputs)
         if model_checks.ends_with_softmax(student):
             raise ValueError(
                 f"The student {student.name!r} ends in a softmax, so it outputs "
@@ -171,10 +165,7 @@ class Distiller(keras.Model):
         self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
         self.teacher_top_k = teacher_top_k
         self._teacher_kinds = [
-            teacher_outputs
-            if teacher_outputs != "auto"
-            else ("probabilities" if model_checks.ends_with_softmax(model) else "logits")
-            for model in teachers
+            teachers_module.output_kind(model, teacher_outputs) for model in teachers
         ]
         self.teacher_outputs = (
             self._teacher_kinds[0] if len(teachers) == 1 else list(self._teacher_kinds)
@@ -389,7 +380,7 @@ class Distiller(keras.Model):
         classes, without gradient."""
         outputs = ops.cast(outputs, "float32")
         if (kind or self._teacher_kinds[0]) == "probabilities":
-            outputs = ops.log(ops.maximum(outputs, _LOG_FLOOR))
+            outputs = ops.log(ops.maximum(outputs, teachers_module.LOG_FLOOR))
         outputs = teachers_module.select_classes(outputs, self.teacher_classes)
         return ops.stop_gradient(outputs)
 
@@ -527,14 +518,13 @@ class Distiller(keras.Model):
             x, y, self.teachers, self.teacher_classes, self._distillation_loss
         )
 
-    def _preprocess(self, x, y, kwargs, shuffle=False):
-        return preprocessing.preprocess_arguments(self.student, x, y, kwargs, shuffle=shuffle)
-
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
         if preprocessing.needs_preprocessing(self.student, x):
             # Shuffled before batching, inside the dataset.
-            x, y = self._preprocess(x, y, kwargs, shuffle=kwargs.pop("shuffle", True))
+            x, y = preprocessing.preprocess_arguments(
+                self.student, x, y, kwargs, shuffle=kwargs.pop("shuffle", True)
+            )
             kwargs["shuffle"] = False
         validation = kwargs.get("validation_data")
         if validation is not None and not isinstance(validation, (tuple, list)):
@@ -552,7 +542,7 @@ class Distiller(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
-        x, y = self._preprocess(x, y, kwargs)
+        x, y = preprocessing.preprocess_arguments(self.student, x, y, kwargs)
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
         return super().evaluate(x, y, *args, **kwargs)

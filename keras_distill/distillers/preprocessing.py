@@ -9,7 +9,7 @@ teacher and student see the same tokens.
 
 import numpy as np
 
-from keras_distill.teacher_cache import _is_dataset
+from keras_distill.teacher_cache import is_dataset
 
 
 def preprocessor_of(model):
@@ -21,7 +21,7 @@ def needs_preprocessing(model, x):
     """Whether `x` is raw data (strings) for `model`'s preprocessor."""
     if preprocessor_of(model) is None or x is None or isinstance(x, dict):
         return False
-    if _is_dataset(x):
+    if is_dataset(x):
         spec = x.element_spec
         first = spec[0] if isinstance(spec, tuple) else spec
         return getattr(first, "dtype", None) is not None and first.dtype.name == "string"
@@ -34,7 +34,7 @@ def preprocess(model, x, y=None, sample_weight=None, *, batch_size=None, shuffle
     import tensorflow as tf
 
     preprocessor = preprocessor_of(model)
-    if _is_dataset(x):
+    if is_dataset(x):
         dataset = x
     else:
         data = tuple(part for part in (x, y, sample_weight) if part is not None)

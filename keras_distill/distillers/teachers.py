@@ -8,6 +8,10 @@ from keras import ops
 from keras_distill.distillers import model_checks
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 
+TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
+# log() of probabilities that underflowed to 0 in float32.
+LOG_FLOOR = 1e-30
+
 
 def as_teacher_list(teacher):
     """`teacher` as a non-empty list of distinct `keras.Model`s."""
@@ -22,6 +26,22 @@ def as_teacher_list(teacher):
         model_checks.check_model(model, argument)
     model_checks.check_distinct(teachers, "teacher")
     return teachers
+
+
+def validate_teacher_outputs(teacher_outputs):
+    if teacher_outputs not in TEACHER_OUTPUTS:
+        raise ValueError(
+            f"`teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
+            f"Received: teacher_outputs={teacher_outputs!r}."
+        )
+
+
+def output_kind(model, teacher_outputs):
+    """`"logits"` or `"probabilities"`: `teacher_outputs`, or with "auto"
+    what the teacher's last layer says (a softmax means probabilities)."""
+    if teacher_outputs != "auto":
+        return teacher_outputs
+    return "probabilities" if model_checks.ends_with_softmax(model) else "logits"
 
 
 def normalize_teacher_weights(teacher_weights, count):

@@ -8,6 +8,8 @@ from keras import ops
 
 from keras_distill.losses.distillation_loss import DistillationLoss
 from keras_distill.losses.distillation_loss import soften
+from keras_distill.losses.soft_targets import _SoftTargetLoss
+from keras_distill.losses.soft_targets import soft_target_kl_divergence
 
 
 def soft_target_reverse_kl(teacher_logits, student_logits, *, temperature=1.0):
@@ -25,12 +27,7 @@ def soft_target_reverse_kl(teacher_logits, student_logits, *, temperature=1.0):
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    teacher_log_probs = soften(teacher_logits, temperature)
-    student_log_probs = soften(student_logits, temperature)
-    divergence = ops.sum(
-        ops.exp(student_log_probs) * (student_log_probs - teacher_log_probs), axis=-1
-    )
-    return ops.square(ops.cast(temperature, "float32")) * divergence
+    return soft_target_kl_divergence(student_logits, teacher_logits, temperature=temperature)
 
 
 def generalized_jsd(teacher_logits, student_logits, *, beta=0.5, temperature=1.0):
@@ -61,10 +58,14 @@ def generalized_jsd(teacher_logits, student_logits, *, beta=0.5, temperature=1.0
         ),
         axis=0,
     )
-    teacher_term = ops.sum(ops.exp(teacher_log_probs) * (teacher_log_probs - mixture_log_probs), axis=-1)
-    student_term = ops.sum(ops.exp(student_log_probs) * (student_log_probs - mixture_log_probs), axis=-1)
-    divergence = beta * teacher_term + (1.0 - beta) * student_term
+    divergence = beta * _kl(teacher_log_probs, mixture_log_probs) + (1.0 - beta) * _kl(
+        student_log_probs, mixture_log_probs
+    )
     return ops.square(ops.cast(temperature, "float32")) * divergence
+
+
+def _kl(log_p, log_q):
+    return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
 
 
 def validate_beta(beta):
@@ -77,7 +78,7 @@ def validate_beta(beta):
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class SoftTargetReverseKL(DistillationLoss):
+class SoftTargetReverseKL(_SoftTargetLoss):
     """Reverse KL, `T^2 * KL(softmax(y_pred / T) || softmax(y_true / T))`.
 
     `y_true` is the teacher's logits, `y_pred` the student's. See
@@ -99,13 +100,7 @@ class SoftTargetReverseKL(DistillationLoss):
         - [Gu et al., 2024 (MiniLLM)](https://arxiv.org/abs/2306.08543)
     """
 
-    uses_temperature = True
-
-    def __init__(self, temperature=1.0, reduction="sum_over_batch_size", name="soft_target_reverse_kl", dtype=None):
-        super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return soft_target_reverse_kl(y_true, y_pred, temperature=self.temperature)
+    function = staticmethod(soft_target_reverse_kl)
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
