@@ -11,7 +11,7 @@ FORTUNES := /usr/share/games/fortunes
 # The demo runs fastest on JAX here (teacher epoch: 8 s JAX, 11 s TF, 11-15 s torch).
 DEMO_BACKEND ?= jax
 
-.PHONY: install data demo demo-quick test clean
+.PHONY: install data demo demo-quick reproduce test clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ demo: install data
 
 demo-quick: install data
 	$(PY) -m keras_distill demo --quick --backend $(DEMO_BACKEND)
+
+# The papers' experiments, full mode, into docs/ (about 30 minutes on 2 cores).
+reproduce: install data
+	$(PY) -m keras_distill reproduce all --backend $(DEMO_BACKEND) --output docs
 
 # One pytest process per backend, since the backend is fixed at import. All
 # three run; the target fails if any failed.

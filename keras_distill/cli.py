@@ -6,6 +6,7 @@ import sys
 
 from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
 from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.experiments import NAMES
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -52,6 +53,23 @@ def build_parser():
                          help="fashion_mnist, digits, or a .npz file with x_train, "
                          "y_train, x_test, y_test.")
     distill.add_argument("--epochs", type=int, default=10)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="Reproduce a paper's claim on Fashion-MNIST: a "
+        "markdown table and a plot per experiment, and RESULTS.md.")
+    reproduce.add_argument("names", nargs="+", metavar="NAME",
+                           choices=(*NAMES, "all"),
+                           help=f"One or more of {', '.join(NAMES)}, or all.")
+    reproduce.add_argument("--backend", choices=BACKENDS,
+                           help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+    reproduce.add_argument("--seeds", type=int,
+                           help="Seeds per experiment (default 3; quick: 2).")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="A small subset, one epoch per model: all six "
+                           "in under three minutes.")
+    reproduce.add_argument("--output", default="reproduce-output",
+                           help="Directory for NAME.md, NAME.png and RESULTS.md "
+                           "(default: ./reproduce-output).")
     return parser
 
 
@@ -87,7 +105,12 @@ def main(argv=None):
 def _run(args):
     from keras_distill import jobs
 
-    if args.command == "demo":
+    if args.command == "reproduce":
+        from keras_distill import experiments
+
+        experiments.reproduce(args.names, seeds=args.seeds, quick=args.quick,
+                              output=args.output)
+    elif args.command == "demo":
         jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
                       temperature=args.temperature, epochs=args.epochs,
                       teacher_epochs=args.teacher_epochs, labels=args.labels,

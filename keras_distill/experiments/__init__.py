@@ -1,0 +1,72 @@
+"""Reproductions of the papers' claims on Fashion-MNIST.
+
+`keras-distill reproduce NAME [--seeds 3] [--quick]`, or from Python:
+
+```python
+from keras_distill import experiments
+results = experiments.reproduce(["hinton"], seeds=3, output="docs")
+```
+"""
+
+import importlib
+import os
+import time
+
+MODULES = {
+    "hinton": "hinton",
+    "dark-knowledge": "dark_knowledge",
+    "fitnets": "fitnets",
+    "fsp": "fsp",
+    "dml": "dml",
+    "takd": "takd",
+}
+NAMES = tuple(MODULES)
+
+
+def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
+              command=None):
+    """Runs experiments and writes their tables, plots and `RESULTS.md`.
+
+    Args:
+        names: experiment names (`NAMES`), or `["all"]`.
+        seeds: int. Seeds per experiment, results reported as mean ±
+            standard deviation. Defaults to 3 (2 with `quick`).
+        quick: bool. A small subset and one or two epochs per model: checks
+            that the pipelines run, not the numbers.
+        output: directory for `NAME.md`, `NAME.png` and `RESULTS.md`.
+        command: the command line to record in `RESULTS.md`.
+
+    Returns:
+        A list of `keras_distill.experiments.report.Result`.
+    """
+    from keras_distill.experiments import data
+    from keras_distill.experiments import report
+
+    names = list(NAMES) if list(names) == ["all"] else list(names)
+    unknown = [name for name in names if name not in MODULES]
+    if unknown:
+        raise ValueError(
+            f"Unknown experiment(s) {unknown}. Expected some of {list(NAMES)} "
+            "or 'all'."
+        )
+    if seeds is None:
+        seeds = 2 if quick else 3
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"`seeds` must be a positive int. Received: seeds={seeds!r}. "
+                         "Use e.g. seeds=3.")
+    os.makedirs(output, exist_ok=True)
+    start = time.perf_counter()
+    dataset = data.load(quick)
+    results = []
+    for name in names:
+        module = importlib.import_module(f"keras_distill.experiments.{MODULES[name]}")
+        settings = module.SETTINGS["quick" if quick else "full"]
+        print(f"== {name}: {module.TITLE}", flush=True)
+        result = module.run(dataset, settings, list(range(seeds)), output)
+        print(f"{result.table}\n{result.headline} ({result.seconds:.0f} s)\n", flush=True)
+        results.append(result)
+    command = command or ("keras-distill reproduce " + " ".join(names)
+                          + f" --seeds {seeds}" + (" --quick" if quick else ""))
+    path = report.write(results, output, command, time.perf_counter() - start)
+    print(f"Wrote {path}")
+    return results

@@ -1,0 +1,53 @@
+import os
+import re
+
+import numpy as np
+import pytest
+
+from keras_distill import cli
+from keras_distill import experiments
+from keras_distill.experiments import report
+from keras_distill.experiments.fsp import epochs_to_reach
+
+
+def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path, capsys):
+    assert cli.main(["reproduce", "all", "--quick", "--output", str(tmp_path)]) == 0
+    results = (tmp_path / "RESULTS.md").read_text()
+    for name in experiments.NAMES:
+        table = (tmp_path / f"{name}.md").read_text()
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+        assert len(rows) >= 3, table
+        # Two seeds by default in quick mode: every table reports a mean and a spread.
+        assert re.search(r"\d+\.\d+ ± \d+\.\d+", table), table
+        assert f"keras-distill reproduce {name}" in results
+        assert f"({name}.png)" in results
+    assert "CPU cores" in results and "Keras" in results
+
+
+def test_reproduce_one_experiment_with_seeds(tmp_path):
+    results = experiments.reproduce(["takd"], seeds=1, quick=True, output=str(tmp_path))
+    assert [r.name for r in results] == ["takd"]
+    assert "1 seed(s)" in results[0].setup
+    assert sorted(os.listdir(tmp_path)) == ["RESULTS.md", "takd.md", "takd.png"]
+
+
+def test_unknown_experiment_and_bad_seeds_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown experiment\(s\) \['hintonn'\]"):
+        experiments.reproduce(["hintonn"], output=str(tmp_path))
+    with pytest.raises(ValueError, match="seeds=0"):
+        experiments.reproduce(["hinton"], seeds=0, output=str(tmp_path))
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "resnet"])
+
+
+def test_mean_std_is_the_sample_standard_deviation():
+    values = [0.81, 0.84, 0.86]
+    expected = f"{100 * np.mean(values):.2f} ± {100 * np.std(values, ddof=1):.2f}"
+    assert report.mean_std(values, scale=100.0) == expected
+    assert report.mean_std([3.0]) == "3.00 ± 0.00"
+
+
+def test_epochs_to_reach_counts_from_one():
+    assert epochs_to_reach([0.5, 0.7, 0.9, 0.95], 0.9) == 3
+    assert epochs_to_reach([0.5, 0.7], 0.9) is None
