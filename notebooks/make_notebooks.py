@@ -7,6 +7,7 @@ the .ipynb files it writes.
 import os
 
 import nbformat
+from method_notebooks import method_notebooks
 from nbformat.v4 import new_code_cell
 from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_notebook
@@ -384,6 +385,8 @@ def language_model_notebook():
 def main():
     nbformat.write(distiller_notebook(), os.path.join(HERE, "01_distiller.ipynb"))
     nbformat.write(language_model_notebook(), os.path.join(HERE, "07_language_model.ipynb"))
+    for name, notebook in method_notebooks(SETUP, DATA, METADATA).items():
+        nbformat.write(notebook, os.path.join(HERE, name))
 
 
 if __name__ == "__main__":

@@ -23,3 +23,5 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     if name != "07_language_model.ipynb":  # a keras-hub model: .keras only
         assert os.path.exists(tmp_path / "student_savedmodel" / "saved_model.pb")
     assert os.path.exists(tmp_path / "learning_curves.png")
+    if name in ("02_hint_distiller.ipynb", "03_fsp_distiller.ipynb"):
+        assert os.path.exists(tmp_path / "matched_features.png")
