@@ -32,21 +32,6 @@ import sys
 import time
 
 
-def build_cnn(blocks, name):
-    import keras
-
-    inputs = keras.Input((28, 28, 1))
-    x = inputs
-    index = 0
-    for block, widths in enumerate(blocks, start=1):
-        for width in widths:
-            index += 1
-            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{name}_conv{index}")(x)
-        x = keras.layers.MaxPooling2D(name=f"{name}_pool{block}")(x)
-    x = keras.layers.Flatten(name=f"{name}_features")(x)
-    return keras.Model(inputs, keras.layers.Dense(10, name=f"{name}_logits")(x), name=name)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
@@ -70,6 +55,8 @@ def main(argv=None):
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras_distill as kd
+    from keras_distill.experiments.models import accuracy as _accuracy
+    from keras_distill.experiments.models import cnn as build_cnn
 
     (x_train, y_train), (x_test, y_test) = kd.datasets.load_fashion_mnist(normalize=True)
     rng = np.random.default_rng(args.seed)
@@ -174,12 +161,6 @@ def main(argv=None):
         with open(args.output, "w") as handle:
             handle.write(table + "\n")
     return rows
-
-
-def _accuracy(model, x, y):
-    import numpy as np
-
-    return float(np.mean(np.argmax(model.predict(x, verbose=0, batch_size=512), axis=-1) == y))
 
 
 if __name__ == "__main__":

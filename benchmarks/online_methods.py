@@ -16,7 +16,6 @@ takd  A teacher MLP 784-1200-1200-10 (dropout 0.3), an assistant
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -81,19 +80,10 @@ def cnn(keras, name):
     return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(h)), name=name)
 
 
-def accuracy(model, x, y):
-    import numpy as np
-
-    return float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), -1) == y))
-
-
-def summary(values):
-    mean = 100 * statistics.mean(values)
-    spread = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f}% +- {spread:.2f}"
-
-
 def run_dml(kd, keras, data, args):
+    from keras_distill.experiments.models import accuracy
+    from keras_distill.experiments.report import percent as summary
+
     x, y, x_test, y_test = data
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     results = {key: [] for key in ("mlp alone", "cnn alone", "mlp mutual", "cnn mutual")}
@@ -129,6 +119,8 @@ def run_dml(kd, keras, data, args):
 
 
 def run_takd(kd, keras, data, args):
+    from keras_distill.experiments.models import accuracy
+
     x, y, x_test, y_test = data
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     settings = dict(loss=loss, metrics=["accuracy"], alpha=0.1, temperature=4.0)

@@ -7,6 +7,7 @@ the .ipynb files it writes.
 import os
 
 import nbformat
+from method_notebooks import MLP
 from method_notebooks import method_notebooks
 from nbformat.v4 import new_code_cell
 from nbformat.v4 import new_markdown_cell
@@ -69,15 +70,7 @@ x_val, y_val = x_train[-len(x_train) // 12 :], y_train[-len(x_train) // 12 :]
 x_train, y_train = x_train[: -len(x_train) // 12], y_train[: -len(x_train) // 12]
 print(x_train.shape, x_val.shape, x_test.shape)'''
 
-MODELS = '''\
-def mlp(hidden, name, dropout=0.0):
-    layers = [keras.Input((784,))]
-    for units in hidden:
-        layers.append(keras.layers.Dense(units, activation="relu"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(10))  # logits: no softmax
-    return keras.Sequential(layers, name=name)
+MODELS = MLP + '''
 
 
 def compile_classifier(model):
@@ -382,11 +375,18 @@ def language_model_notebook():
     )
 
 
+def write(notebook, name):
+    # Numbered cell ids: regenerating an unchanged notebook leaves it unchanged.
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:02d}"
+    nbformat.write(notebook, os.path.join(HERE, name))
+
+
 def main():
-    nbformat.write(distiller_notebook(), os.path.join(HERE, "01_distiller.ipynb"))
-    nbformat.write(language_model_notebook(), os.path.join(HERE, "07_language_model.ipynb"))
+    write(distiller_notebook(), "01_distiller.ipynb")
+    write(language_model_notebook(), "07_language_model.ipynb")
     for name, notebook in method_notebooks(SETUP, DATA, METADATA).items():
-        nbformat.write(notebook, os.path.join(HERE, name))
+        write(notebook, name)
 
 
 if __name__ == "__main__":

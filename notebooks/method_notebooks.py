@@ -4,7 +4,19 @@ from nbformat.v4 import new_code_cell
 from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_notebook
 
-HELPERS = '''\
+MLP = '''\
+def mlp(hidden, name, dropout=0.0):
+    layers = [keras.Input((784,))]
+    for units in hidden:
+        layers.append(keras.layers.Dense(units, activation="relu"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(10))  # logits: no softmax
+    return keras.Sequential(layers, name=name)'''
+
+HELPERS = MLP + '''
+
+
 import matplotlib
 
 if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
@@ -31,15 +43,6 @@ def cnn(blocks, name):
     return keras.Model(inputs, outputs, name=name)
 
 
-def mlp(hidden, name, dropout=0.0):
-    layers = [keras.Input((784,))]
-    for units in hidden:
-        layers.append(keras.layers.Dense(units, activation="relu"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout))
-    return keras.Sequential(layers + [keras.layers.Dense(10)], name=name)
-
-
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -52,16 +55,25 @@ def test_accuracy(model, x):
     return float(np.mean(np.argmax(model.predict(x, batch_size=512, verbose=0), -1) == y_test))
 
 
-def plot_curves(curves, title, file_name="learning_curves.png"):
+def print_test_accuracy(named_models, x):
+    for name, model in named_models:
+        print(f"{name:<28}{model.count_params():>10,} parameters  test accuracy {test_accuracy(model, x):.2%}")
+
+
+def show(fig, file_name):
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUTPUT, file_name), dpi=80)
+    plt.show()
+
+
+def plot_curves(curves, title):
     """curves: {label: (epoch numbers, validation accuracies)}."""
     fig, axis = plt.subplots(figsize=(7, 4))
     for label, (epochs, values) in curves.items():
         axis.plot(epochs, values, marker="o", label=label)
     axis.set(title=title, xlabel="epoch", ylabel="validation accuracy")
     axis.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUTPUT, file_name), dpi=80)
-    plt.show()'''
+    show(fig, "learning_curves.png")'''
 
 EXPORT = '''\
 from keras_distill.export import export_saved_model
@@ -135,13 +147,10 @@ for row, (label, maps) in enumerate(rows.items()):
         axes[row, column].imshow(maps[column].mean(-1), cmap="viridis")
         axes[row, column].axis("off")
     axes[row, 0].set_title(f"{label} (MSE to hint {error:.3f})", loc="left", fontsize=9)
-fig.tight_layout()
-fig.savefig(os.path.join(OUTPUT, "matched_features.png"), dpi=80)
-plt.show()'''
+show(fig, "matched_features.png")'''
 
 HINT_RESULTS = '''\
-for name, model in [("teacher", teacher), ("student, labels only", scratch), ("student, FitNets", student)]:
-    print(f"{name:<24}{model.count_params():>10,} parameters  test accuracy {test_accuracy(model, images(x_test)):.2%}")
+print_test_accuracy([("teacher", teacher), ("student, labels only", scratch), ("student, FitNets", student)], images(x_test))
 x_export = images(x_test)'''
 
 FSP_TRAIN = '''\
@@ -210,13 +219,10 @@ for axis, (label, matrix) in zip(axes, matrices.items()):
     axis.imshow(matrix, cmap="viridis")
     axis.set_title(f"{label}\\nMSE to teacher {distance:.4f}", fontsize=9)
     axis.axis("off")
-fig.tight_layout()
-fig.savefig(os.path.join(OUTPUT, "matched_features.png"), dpi=80)
-plt.show()'''
+show(fig, "matched_features.png")'''
 
 FSP_RESULTS = '''\
-for name, model in [("teacher", teacher), ("student, labels only", scratch), ("student, FSP + labels", student)]:
-    print(f"{name:<24}{model.count_params():>10,} parameters  test accuracy {test_accuracy(model, images(x_test)):.2%}")
+print_test_accuracy([("teacher", teacher), ("student, labels only", scratch), ("student, FSP + labels", student)], images(x_test))
 x_export = images(x_test)'''
 
 DML_TRAIN = '''\
@@ -309,9 +315,8 @@ plot_curves(
     },
     "Distillation across a large size gap",
 )
-for name, model in [("teacher", teacher), ("assistant", assistant), ("student, labels only", scratch),
-                    ("student from the teacher", direct), ("student from the assistant", student)]:
-    print(f"{name:<28}{model.count_params():>10,} parameters  test accuracy {test_accuracy(model, x_test):.2%}")
+print_test_accuracy([("teacher", teacher), ("assistant", assistant), ("student, labels only", scratch),
+                     ("student from the teacher", direct), ("student from the assistant", student)], x_test)
 x_export = x_test'''
 
 

@@ -10,7 +10,7 @@ from keras_distill.experiments import report
 from keras_distill.experiments.fsp import epochs_to_reach
 
 
-def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path, capsys):
+def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
     assert cli.main(["reproduce", "all", "--quick", "--output", str(tmp_path)]) == 0
     results = (tmp_path / "RESULTS.md").read_text()
     for name in experiments.NAMES:
@@ -20,16 +20,20 @@ def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path, capsys):
         assert len(rows) >= 3, table
         # Two seeds by default in quick mode: every table reports a mean and a spread.
         assert re.search(r"\d+\.\d+ ± \d+\.\d+", table), table
-        assert f"keras-distill reproduce {name}" in results
         assert f"({name}.png)" in results
+    assert results.count("`keras-distill reproduce all --seeds 2 --quick`") == len(experiments.NAMES)
     assert "CPU cores" in results and "Keras" in results
 
-
-def test_reproduce_one_experiment_with_seeds(tmp_path):
-    results = experiments.reproduce(["takd"], seeds=1, quick=True, output=str(tmp_path))
-    assert [r.name for r in results] == ["takd"]
-    assert "1 seed(s)" in results[0].setup
-    assert sorted(os.listdir(tmp_path)) == ["RESULTS.md", "takd.md", "takd.png"]
+    # Rerunning one experiment replaces its section and keeps the others'.
+    rerun = experiments.reproduce(["takd"], seeds=1, quick=True, output=str(tmp_path))
+    assert [r.name for r in rerun] == ["takd"] and "1 seed(s)" in rerun[0].setup
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert all(f"({name}.png)" in results for name in experiments.NAMES)
+    assert results.count("`keras-distill reproduce all --seeds 2 --quick`") == len(experiments.NAMES) - 1
+    assert "`keras-distill reproduce takd --seeds 1 --quick`" in results
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f"{name}.{ext}" for name in experiments.NAMES for ext in ("md", "json", "png")] + ["RESULTS.md"]
+    )
 
 
 def test_unknown_experiment_and_bad_seeds_are_refused(tmp_path):

@@ -10,7 +10,6 @@ results = experiments.reproduce(["hinton"], seeds=3, output="docs")
 
 import importlib
 import os
-import time
 
 MODULES = {
     "hinton": "hinton",
@@ -42,7 +41,8 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
     from keras_distill.experiments import data
     from keras_distill.experiments import report
 
-    names = list(NAMES) if list(names) == ["all"] else list(names)
+    requested = list(names)
+    names = list(NAMES) if requested == ["all"] else requested
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         raise ValueError(
@@ -55,7 +55,9 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         raise ValueError(f"`seeds` must be a positive int. Received: seeds={seeds!r}. "
                          "Use e.g. seeds=3.")
     os.makedirs(output, exist_ok=True)
-    start = time.perf_counter()
+    command = command or ("keras-distill reproduce " + " ".join(requested)
+                          + f" --seeds {seeds}" + (" --quick" if quick else ""))
+    machine = report.machine()
     dataset = data.load(quick)
     results = []
     for name in names:
@@ -63,10 +65,9 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         settings = module.SETTINGS["quick" if quick else "full"]
         print(f"== {name}: {module.TITLE}", flush=True)
         result = module.run(dataset, settings, list(range(seeds)), output)
+        result.command, result.machine = command, machine
         print(f"{result.table}\n{result.headline} ({result.seconds:.0f} s)\n", flush=True)
         results.append(result)
-    command = command or ("keras-distill reproduce " + " ".join(names)
-                          + f" --seeds {seeds}" + (" --quick" if quick else ""))
-    path = report.write(results, output, command, time.perf_counter() - start)
+    path = report.write(results, output, NAMES)
     print(f"Wrote {path}")
     return results

@@ -100,11 +100,9 @@ def run(data, settings, seeds, output):
     axes.plot(SHIFTS, 100 * (1 - curves[:, :, 0].mean(0) / n), label="all classes correct")
     axes.axvline(np.mean(measured["shift"]), color="gray", linestyle=":",
                  label="raise chosen on held-out images")
-    axes.set_xlabel(f"raise of class {omitted}'s output bias")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Student that never saw class {name}, mean of {len(seeds)} seed(s)")
-    axes.legend()
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(
+        fig, axes, output, NAME, xlabel=f"raise of class {omitted}'s output bias",
+        title=f"Student that never saw class {name}, mean of {len(seeds)} seed(s)")
 
     setup = (f"{data.describe()}; class {name} removed from the transfer set "
              f"({len(x_transfer):,} images left; {len(x_val):,} held-out training "

@@ -18,7 +18,7 @@ from keras_distill.experiments import report
 NAME = "dml"
 TITLE = "Deep Mutual Learning of two different peers (Zhang et al., 2018)"
 PAPER = ("CIFAR-100: ResNet-32 68.99% trained alone, 70.73% trained mutually "
-         "with a WRN-28-10 (which went from 78.69% to 78.96%).")
+         "with a WRN-28-10.")
 SETTINGS = {
     "full": {"train_size": 10000, "mlp_units": (512, 512), "cnn_blocks": ((8,), (16,)),
              "epochs": 12, "batch_size": 128},
@@ -80,10 +80,8 @@ def run(data, settings, seeds, output):
     axes.set_xticks(positions, list(builders))
     low = min(100 * min(v) for v in accuracy.values())
     axes.set_ylim(max(0.0, low - 3), None)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Mean ± std of {len(seeds)} seed(s)")
-    axes.legend()
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(fig, axes, output, NAME,
+                                title=f"Mean ± std of {len(seeds)} seed(s)")
 
     setup = (f"Fashion-MNIST, the first {len(x_train):,} training images (a regime where "
              f"the peers overfit), {len(x_test):,} test images; {len(seeds)} seed(s). "

@@ -41,8 +41,10 @@ def run(data, settings, seeds, output):
                        alpha=settings["alpha"], temperature=settings["temperature"])
     runs = ("labels only", "soft targets (Distiller)", "hints, then soft targets (HintDistiller)")
     curves = {run_name: [] for run_name in runs}
+    teacher_accuracy = []
     for seed in seeds:
         teacher = models.teacher(data, seed)
+        teacher_accuracy.append(models.accuracy(teacher, data.x_test, data.y_test))
         student = models.same_start(
             lambda: models.mlp([settings["width"]] * settings["depth"], "student"), seed
         )
@@ -64,10 +66,8 @@ def run(data, settings, seeds, output):
         print(f"fitnets seed {seed}: " + ", ".join(
             f"{k} {100 * v[-1][-1]:.2f}%" for k, v in curves.items()), flush=True)
 
-    teacher_accuracy = models.accuracy(teacher, data.x_test, data.y_test)
     params = scratch.count_params()
-    rows = [("teacher 784-1200x2-10" if not data.quick else "teacher",
-             f"{teacher.count_params():,}", "-", "-", f"{100 * teacher_accuracy:.2f} % (last seed)")]
+    rows = [("teacher", f"{teacher.count_params():,}", "-", "-", report.percent(teacher_accuracy))]
     for run_name in runs:
         final = [curve[-1] for curve in curves[run_name]]
         rows.append((f"student, {run_name}", f"{params:,}",
@@ -80,12 +80,9 @@ def run(data, settings, seeds, output):
         curve = np.asarray(curves[run_name], dtype="float64")
         axes.plot(np.arange(1, epochs + 1), 100 * curve.mean(0), marker=".", label=run_name)
     axes.axvspan(0.5, hint_epochs + 0.5, color="gray", alpha=0.15, label="hint stage")
-    axes.set_xlabel("epoch (hint-stage epochs included)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"784-{settings['width']}x{settings['depth']}-10 student, "
-                   f"mean of {len(seeds)} seed(s)")
-    axes.legend()
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(
+        fig, axes, output, NAME, xlabel="epoch (hint-stage epochs included)",
+        title=f"784-{settings['width']}x{settings['depth']}-10 student, mean of {len(seeds)} seed(s)")
 
     setup = (f"{data.describe()}; {len(seeds)} seed(s). Student "
              f"784-{settings['width']}x{settings['depth']}-10 ({params:,} parameters), "
@@ -95,6 +92,6 @@ def run(data, settings, seeds, output):
     final = {run_name: np.mean([c[-1] for c in curves[run_name]]) for run_name in runs}
     headline = (f"deep thin student: labels only {100 * final[runs[0]]:.2f}%, soft targets "
                 f"{100 * final[runs[1]]:.2f}%, hints + soft targets {100 * final[runs[2]]:.2f}% "
-                f"(teacher {100 * teacher_accuracy:.2f}%)")
+                f"(teacher {100 * np.mean(teacher_accuracy):.2f}%)")
     return report.Result(NAME, TITLE, PAPER, setup, table, headline, figure,
                          time.perf_counter() - start)

@@ -25,8 +25,8 @@ PAPER = ("CIFAR-10, ResNets: after the FSP stage the student reaches in about a 
          "in 63k.")
 SETTINGS = {
     "full": {"train_size": 10000, "teacher_blocks": ((8, 8, 8), (16, 16, 16)),
-             "student_blocks": ((8, 8), (16, 16)), "teacher_epochs": 6, "epochs": 8,
-             "fsp_epochs": 2, "batch_size": 128, "threshold": 0.82},
+             "student_blocks": ((8, 8), (16, 16)), "teacher_epochs": 15, "epochs": 8,
+             "fsp_epochs": 3, "batch_size": 128, "threshold": 0.82},
     "quick": {"train_size": 1000, "teacher_blocks": ((4, 4, 4), (8, 8, 8)),
               "student_blocks": ((4, 4), (8, 8)), "teacher_epochs": 1, "epochs": 2,
               "fsp_epochs": 1, "batch_size": 128, "threshold": 0.3},
@@ -97,11 +97,9 @@ def run(data, settings, seeds, output):
         if len(seeds) > 1:
             axes.fill_between(epochs, curve.min(0), curve.max(0), alpha=0.15)
     axes.axhline(100 * threshold, color="gray", linestyle=":", label="fixed accuracy")
-    axes.set_xlabel("label epoch (after the FSP stage, if any)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Mean (band: min to max) of {len(seeds)} seed(s)")
-    axes.legend()
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(
+        fig, axes, output, NAME, xlabel="label epoch (after the FSP stage, if any)",
+        title=f"Mean (band: min to max) of {len(seeds)} seed(s)")
 
     widths = lambda blocks: " | ".join("-".join(str(w) for w in block) for block in blocks)
     setup = (f"Fashion-MNIST, the first {len(x_train):,} training images, {len(x_test):,} "

@@ -88,11 +88,9 @@ def run(data, settings, seeds, output):
                      label=label)
     axes.set_xscale("log")
     axes.set_xticks(temperatures, [str(t) for t in temperatures])
-    axes.set_xlabel("temperature T")
-    axes.set_ylabel(f"test errors (of {n:,})")
-    axes.set_title(f"Fashion-MNIST, mean of {len(seeds)} seed(s)")
-    axes.legend()
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(
+        fig, axes, output, NAME, xlabel="temperature T", ylabel=f"test errors (of {n:,})",
+        title=f"Fashion-MNIST, mean of {len(seeds)} seed(s)")
 
     setup = (f"{data.describe()}; {len(seeds)} seed(s), mean ± standard deviation. "
              f"Teacher 784-{models.TEACHER['quick' if data.quick else 'full']['units']}x2-10 "

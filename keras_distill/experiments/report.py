@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -22,6 +23,8 @@ class Result:
         headline: one line, our headline number(s).
         figure: the PNG's file name, beside the table.
         seconds: wall-clock time of the experiment.
+        command: the command that ran it.
+        machine: the machine, software and date it ran on (`machine()`).
     """
 
     name: str
@@ -32,6 +35,8 @@ class Result:
     headline: str
     figure: str
     seconds: float = 0.0
+    command: str = ""
+    machine: str = ""
 
     def markdown(self, level=2):
         hashes = "#" * level
@@ -42,7 +47,8 @@ class Result:
             self.table, "",
             f"**Headline.** {self.headline}", "",
             f"![{self.name}]({self.figure})", "",
-            f"`keras-distill reproduce {self.name}` took {self.seconds / 60:.1f} min.", "",
+            f"This experiment took {self.seconds / 60:.1f} min of `{self.command}` "
+            f"on {self.machine}.", "",
         ])
 
 
@@ -81,9 +87,17 @@ def figure(width=6.4, height=4.0):
     return fig, axes
 
 
-def save_figure(fig, output, name):
+def save_figure(fig, axes, output, name, *, title, ylabel="test accuracy (%)",
+                xlabel=None, legend=True):
+    """Labels the axes, writes `output/name.png` and returns its file name."""
     from matplotlib import pyplot
 
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    if xlabel:
+        axes.set_xlabel(xlabel)
+    if legend:
+        axes.legend()
     file_name = f"{name}.png"
     fig.tight_layout()
     fig.savefig(os.path.join(output, file_name), dpi=100)
@@ -107,21 +121,41 @@ def machine():
             f"{datetime.date.today().isoformat()}")
 
 
-def write(results, output, command, seconds):
-    """Writes `NAME.md` per result and `RESULTS.md` with all of them."""
+def write(results, output, names):
+    """Writes `NAME.md` and `NAME.json` per result, then `RESULTS.md` from
+    every `NAME.json` in `output`, so that rerunning one experiment keeps
+    the others' results.
+
+    Args:
+        results: the `Result`s of this run.
+        output: the directory.
+        names: every experiment name, in the order `RESULTS.md` lists them.
+
+    Returns:
+        The path of `RESULTS.md`.
+    """
     for result in results:
         with open(os.path.join(output, f"{result.name}.md"), "w") as handle:
             handle.write(result.markdown(level=1))
+        with open(os.path.join(output, f"{result.name}.json"), "w") as handle:
+            json.dump(dataclasses.asdict(result), handle, indent=1)
+    recorded = []
+    for name in names:
+        path = os.path.join(output, f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                recorded.append(Result(**json.load(handle)))
     summary = markdown_table(
         ["experiment", "paper", "here"],
-        [(result.title, result.paper, result.headline) for result in results],
+        [(result.title, result.paper, result.headline) for result in recorded],
     )
+    minutes = sum(result.seconds for result in recorded) / 60
     text = "\n".join([
         "# Reproductions", "",
-        f"Command: `{command}`. Machine: {machine()}. "
-        f"Total time {seconds / 60:.1f} min.", "",
+        f"{len(recorded)} experiment(s), {minutes:.1f} min in all. Each section "
+        "names the command, machine and date of its run.", "",
         summary, "",
-        *[result.markdown() for result in results],
+        *[result.markdown() for result in recorded],
     ])
     path = os.path.join(output, "RESULTS.md")
     with open(path, "w") as handle:

@@ -78,9 +78,8 @@ def run(data, settings, seeds, output):
     axes.set_xticks(range(len(keys)), ["teacher", "assistant", "student\nalone",
                                        "student\ndirect", "student via\nassistant"])
     axes.set_ylim(max(0.0, min(v.min() for v in values) - 3), None)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Mean ± std of {len(seeds)} seed(s)")
-    figure = report.save_figure(fig, output, NAME)
+    figure = report.save_figure(fig, axes, output, NAME, legend=False,
+                                title=f"Mean ± std of {len(seeds)} seed(s)")
 
     setup = (f"{data.describe()}; {len(seeds)} seed(s). Student 784-{settings['student_units']}-10 "
              f"({alone.count_params():,} parameters, "
