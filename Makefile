@@ -40,7 +40,7 @@ demo: install data
 demo-quick: install data
 	$(PY) -m keras_distill demo --quick --backend $(DEMO_BACKEND)
 
-# The papers' experiments, full mode, into docs/ (about 30 minutes on 2 cores).
+# The papers' experiments, full mode, into docs/ (about 35 minutes on 2 cores).
 reproduce: install data
 	$(PY) -m keras_distill reproduce all --backend $(DEMO_BACKEND) --output docs
 
