@@ -39,12 +39,14 @@ def build_mlp(hidden_units, *, dropout=0.0, input_dim=784, classes=10, name):
     return keras.Sequential(layers, name=name)
 
 
-def _classifier_compile(model, learning_rate=1e-3):
+def compile_classifier(model, learning_rate=1e-3):
+    """Adam, cross-entropy on logits and accuracy; returns `model`."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    return model
 
 
 def _timed_fit(model, *args, **kwargs):
@@ -150,7 +152,7 @@ def run_demo(output="distill-output", quick=False, alpha=DEFAULT_ALPHA,
     keras.utils.set_random_seed(seed)
     units = settings["teacher_units"]
     teacher = build_mlp([units, units], dropout=0.3, name="teacher")
-    _classifier_compile(teacher)
+    compile_classifier(teacher)
     print(f"\n[1/4] Teacher, {teacher.count_params():,} parameters, "
           f"{len(x_train):,} labels, {settings['teacher_epochs']} epochs")
     _, teacher_time = _timed_fit(teacher, x_train, y_train,
@@ -161,7 +163,7 @@ def run_demo(output="distill-output", quick=False, alpha=DEFAULT_ALPHA,
         return build_mlp([settings["student_units"]], name=name)
 
     scratch = student("student_scratch")
-    _classifier_compile(scratch)
+    compile_classifier(scratch)
     print(f"\n[2/4] Student from scratch, {scratch.count_params():,} "
           f"parameters, {n_labels:,} labels, {student_epochs} epochs")
     _, scratch_time = _timed_fit(scratch, x_train[:n_labels], y_train[:n_labels],
@@ -184,7 +186,7 @@ def run_demo(output="distill-output", quick=False, alpha=DEFAULT_ALPHA,
                                  epochs=student_epochs, **fit_args)
 
     reference = student("student_all_labels")
-    _classifier_compile(reference)
+    compile_classifier(reference)
     print(f"\n[4/4] Student from scratch on all {len(x_train):,} labels "
           f"(reference), {student_epochs} epochs")
     _, reference_time = _timed_fit(reference, x_train, y_train,

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_distill.jobs import build_mlp
+from keras_distill.jobs import compile_classifier  # noqa: F401 (used by the experiments)
 
 # Hinton et al.'s MNIST teacher: two hidden layers of 1200 units, dropout.
 # It is shared by the experiments that distill from it (hinton,
@@ -43,12 +44,6 @@ def loss():
 
 def metrics():
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-
-
-def compile_classifier(model, learning_rate=1e-3):
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss(),
-                  metrics=metrics())
-    return model
 
 
 def same_start(build, seed):
