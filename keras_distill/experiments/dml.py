@@ -75,7 +75,7 @@ def run(data, settings, seeds, output):
     for offset, how in ((-0.2, "alone"), (0.2, "mutual")):
         values = [100 * np.asarray(accuracy[(peer, how)]) for peer in builders]
         axes.bar(positions + offset, [v.mean() for v in values], width=0.4,
-                 yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in values],
+                 yerr=[report.spread(v) for v in values],
                  capsize=4, label=f"trained {how}")
     axes.set_xticks(positions, list(builders))
     low = min(100 * min(v) for v in accuracy.values())

@@ -75,15 +75,17 @@ def run(data, settings, seeds, output):
             f"{k} " + " ".join(f"{100 * a:.1f}" for a in v[-1]) for k, v in curves.items()),
             flush=True)
 
+    # Per run, the label epochs of the seeds that reached the threshold.
+    hits = {run_name: [e for e in (epochs_to_reach(c, threshold) for c in curves[run_name])
+                       if e is not None] for run_name in runs}
+
     def reached(run_name):
-        epochs = [epochs_to_reach(curve, threshold) for curve in curves[run_name]]
-        hits = [e for e in epochs if e is not None]
-        text = report.mean_std(hits, digits=1) if hits else "-"
-        return epochs, f"{text} ({len(hits)} of {len(epochs)} seeds reached it)"
+        text = report.mean_std(hits[run_name], digits=1) if hits[run_name] else "-"
+        return f"{text} ({len(hits[run_name])} of {len(seeds)} seeds reached it)"
 
     rows = [("teacher", "-", "-", report.percent(teacher_accuracy))]
     for run_name, stage in zip(runs, (0, settings["fsp_epochs"])):
-        rows.append((f"student, {run_name}", stage, reached(run_name)[1],
+        rows.append((f"student, {run_name}", stage, reached(run_name),
                      report.percent([c[-1] for c in curves[run_name]])))
     table = report.markdown_table(
         ["model", "FSP-stage epochs", f"label epochs to reach {100 * threshold:.0f}% test accuracy",
@@ -109,9 +111,7 @@ def run(data, settings, seeds, output):
              f"{widths(settings['student_blocks'])} ({scratch.count_params():,}); FSP stage "
              f"{settings['fsp_epochs']} epochs on two layer pairs, then labels only "
              "(the paper's stage 2), Adam 1e-3.")
-    to_reach = {run_name: reached(run_name)[0] for run_name in runs}
-    mean_epochs = {k: (np.mean([e for e in v if e is not None]) if any(e is not None for e in v)
-                       else float("nan")) for k, v in to_reach.items()}
+    mean_epochs = {k: np.mean(v) if v else float("nan") for k, v in hits.items()}
     headline = (f"label epochs to reach {100 * threshold:.0f}%: {mean_epochs[runs[0]]:.1f} from "
                 f"scratch vs {mean_epochs[runs[1]]:.1f} after {settings['fsp_epochs']} FSP "
                 f"epochs; after {settings['epochs']} label epochs "

@@ -79,7 +79,7 @@ def run(data, settings, seeds, output):
 
     fig, axes = report.figure()
     means = [np.mean(errors[t]) for t in temperatures]
-    spreads = [np.std(errors[t], ddof=1) if len(seeds) > 1 else 0.0 for t in temperatures]
+    spreads = [report.spread(errors[t]) for t in temperatures]
     axes.errorbar(temperatures, means, yerr=spreads, marker="o", capsize=3,
                   label="distilled student")
     for key, style, label in (("scratch", "--", "student, labels only"),

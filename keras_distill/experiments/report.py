@@ -52,12 +52,16 @@ class Result:
         ])
 
 
+def spread(values):
+    """The sample standard deviation of `values`; 0 for one value."""
+    values = [float(value) for value in values]
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_std(values, scale=1.0, digits=2):
-    """`"mean ± standard deviation"` of `values` times `scale` (sample
-    standard deviation; 0 for one value)."""
+    """`"mean ± standard deviation"` of `values` times `scale` (see `spread`)."""
     values = [scale * value for value in values]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {spread(values):.{digits}f}"
 
 
 def percent(values):

@@ -73,7 +73,7 @@ def run(data, settings, seeds, output):
     fig, axes = report.figure()
     values = [100 * np.asarray(accuracy[k]) for k in keys]
     axes.bar(range(len(keys)), [v.mean() for v in values],
-             yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in values], capsize=4,
+             yerr=[report.spread(v) for v in values], capsize=4,
              color=["gray", "gray", "C0", "C1", "C2"])
     axes.set_xticks(range(len(keys)), ["teacher", "assistant", "student\nalone",
                                        "student\ndirect", "student via\nassistant"])
