@@ -4,8 +4,8 @@ import argparse
 import os
 import sys
 
-from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
-from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.hyperparameters import DEFAULT_ALPHA
+from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill.experiments import NAMES
 
 BACKENDS = ("tensorflow", "jax", "torch")

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_distill import _compat
+
 #: Key of the model's final output in a feature extractor's output dict.
 FINAL_OUTPUT = "final_output"
 
@@ -116,7 +118,7 @@ def as_functional(model):
         inputs = model.inputs
     except AttributeError:
         inputs = None
-    if not inputs or not hasattr(model, "_run_through_graph"):
+    if not inputs or not _compat.is_graph_model(model):
         raise ValueError(
             f"Cannot tap the layers of {model.name!r} "
             f"(a subclassed {type(model).__name__}): only Functional and "

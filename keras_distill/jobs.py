@@ -10,10 +10,12 @@ import time
 import keras
 import numpy as np
 
+from keras_distill import Distiller
 from keras_distill import datasets
-from keras_distill.distillers.distiller import Distiller
-from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
-from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.hyperparameters import DEFAULT_ALPHA
+from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.experiments.models import build_mlp
+from keras_distill.experiments.models import compile_classifier
 from keras_distill.export import export_saved_model
 
 DEMO = {
@@ -26,27 +28,6 @@ DEMO = {
               "epochs": 3, "labels": 1000, "train_size": 6000, "test_size": 2000},
 }
 UNLABELED = -1
-
-
-def build_mlp(hidden_units, *, dropout=0.0, input_dim=784, classes=10, name):
-    """An MLP classifier that outputs logits."""
-    layers = [keras.Input((input_dim,), name="pixels")]
-    for index, units in enumerate(hidden_units):
-        layers.append(keras.layers.Dense(units, activation="relu", name=f"dense_{index}"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
-    layers.append(keras.layers.Dense(classes, name="logits"))
-    return keras.Sequential(layers, name=name)
-
-
-def compile_classifier(model, learning_rate=1e-3):
-    """Adam, cross-entropy on logits and accuracy; returns `model`."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
 
 
 def _timed_fit(model, *args, **kwargs):

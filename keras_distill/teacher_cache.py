@@ -12,14 +12,17 @@ teacher. Only the logits are kept (optionally in float16): one row of
 import keras
 import numpy as np
 
-from keras_distill.distillers import model_checks
-from keras_distill.distillers import teachers as teachers_module
-from keras_distill.losses.top_k import top_k_teacher
+from keras_distill import _compat
+from keras_distill._training import checks
+from keras_distill._training.step import LABELS
+from keras_distill._training.step import TEACHER_LOGITS
+from keras_distill._training.step import TOP_K_INDICES
+from keras_distill._training.step import TOP_K_LOG_PROBS
+from keras_distill._training.step import as_logits
+from keras_distill._validate import check_choice
+from keras_distill._validate import check_int
+from keras_distill.losses.top_k_divergence import top_k_teacher
 
-LABELS = "labels"
-TEACHER_LOGITS = "teacher_logits"
-TOP_K_INDICES = "top_k_indices"
-TOP_K_LOG_PROBS = "top_k_log_probs"
 STORAGE_DTYPES = ("float32", "float16")
 
 
@@ -71,36 +74,24 @@ def precompute_teacher_outputs(
     distiller.fit(x_train, keras_distill.with_teacher_outputs(y_train, logits), epochs=10)
     ```
     """
-    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
-    if not teachers:
-        raise ValueError("`teacher` is an empty list. Pass a keras.Model or a list of them.")
-    for index, model in enumerate(teachers):
-        model_checks.check_model(model, "teacher" if len(teachers) == 1 else f"teacher[{index}]")
-    if dtype not in STORAGE_DTYPES:
-        raise ValueError(
-            f"`dtype` must be one of {STORAGE_DTYPES}. Received: dtype={dtype!r}. "
-            "Use dtype='float16' to halve the cache's memory."
-        )
-    teachers_module.validate_teacher_outputs(teacher_outputs)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}.")
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1 or len(teachers) > 1
-    ):
-        raise ValueError(
-            "`top_k` must be a positive int, with one teacher. Received: "
-            f"top_k={top_k!r} for {len(teachers)} teacher(s). Use e.g. top_k=64."
-        )
-    kinds = [teachers_module.output_kind(model, teacher_outputs) for model in teachers]
+    teachers = checks.as_teacher_list(teacher)
+    check_choice(dtype, "dtype", STORAGE_DTYPES, example="float16", note="float16 halves the cache's memory.")
+    check_int(batch_size, "batch_size", example=256, at_least=1)
+    shape = checks.output_shape(teachers[0])
+    checks.check_top_k(top_k, argument="top_k", teacher_count=len(teachers), classes=shape and shape[-1])
+    kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
 
     def logits_of(inputs, predict):
-        outputs = [_as_logits(predict(model, inputs), kind) for model, kind in zip(teachers, kinds)]
+        outputs = [
+            keras.ops.convert_to_numpy(as_logits(np.asarray(predict(model, inputs)), kind))
+            for model, kind in zip(teachers, kinds)
+        ]
         if top_k is not None:
             return _top_k(outputs[0], top_k, dtype)
         stacked = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
         return stacked.astype(dtype)
 
-    if is_dataset(x):
+    if checks.is_dataset(x):
         return _cache_dataset(x, logits_of)
     return logits_of(x, lambda model, inputs: model.predict(inputs, batch_size=batch_size, verbose=0))
 
@@ -135,86 +126,8 @@ def with_teacher_outputs(y, teacher_logits):
     return {LABELS: y, TEACHER_LOGITS: teacher_logits}
 
 
-def is_cached_target(y):
-    """Whether `y` came from `with_teacher_outputs`."""
-    return isinstance(y, dict) and TEACHER_LOGITS in y and set(y) <= {LABELS, TEACHER_LOGITS}
-
-
-def split_target(y):
-    """`(labels, cached_teacher_logits)`; the second is None for plain labels."""
-    if is_cached_target(y):
-        return y.get(LABELS), y[TEACHER_LOGITS]
-    return y, None
-
-
-def uses_cached_outputs(x, y=None):
-    """Whether the data handed to `fit` / `evaluate` carries cached logits."""
-    if y is not None:
-        return is_cached_target(y)
-    if is_dataset(x):
-        spec = x.element_spec
-        return isinstance(spec, tuple) and len(spec) > 1 and is_cached_target(spec[1])
-    return False
-
-
-def check_cached_outputs(x, y, teachers, teacher_classes, distillation_loss):
-    """Checks cached teacher outputs in `fit` / `evaluate` data against a
-    distiller's teachers and loss, before any step runs."""
-    if not uses_cached_outputs(x, y):
-        return
-    cached = (
-        x.element_spec[1][TEACHER_LOGITS]
-        if y is None
-        else y[TEACHER_LOGITS]
-    )
-    if isinstance(cached, dict):
-        if len(teachers) > 1 or teacher_classes is not None:
-            raise ValueError(
-                "Cached top-k teacher outputs need one teacher over the "
-                "student's classes; this distiller has "
-                f"{len(teachers)} teacher(s), teacher_classes="
-                f"{teacher_classes!r}. Cache the full logits (top_k=None)."
-            )
-        if teachers_module.top_k_needs_kl(0, distillation_loss):
-            raise ValueError(
-                "Cached top-k teacher outputs are distilled with the top-k "
-                "KL divergence only; this distiller was compiled with "
-                f"{type(distillation_loss).__name__}. Compile with "
-                "distillation_loss='kl', or cache full logits."
-            )
-        return
-    cached_shape = tuple(cached.shape)
-    count = len(teachers)
-    teacher_shape = model_checks.output_shape(teachers[0])
-    expected = None
-    if teacher_shape is not None:
-        expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
-    if expected is not None and (
-        len(cached_shape) != len(expected)
-        or any(e is not None and c is not None and c != e for c, e in zip(cached_shape, expected))
-    ):
-        raise ValueError(
-            f"The cached teacher logits have shape {cached_shape}, but this "
-            f"distiller's {count} teacher(s) give {expected} (None: any "
-            "number of examples). Compute them with keras_distill."
-            "precompute_teacher_outputs(distiller.teacher, x) for the same "
-            "teacher(s), in the same order."
-        )
-
-
-def _as_logits(outputs, kind):
-    outputs = np.asarray(outputs, dtype="float32")
-    if kind == "probabilities":
-        outputs = np.log(np.maximum(outputs, teachers_module.LOG_FLOOR))
-    return outputs
-
-
 def _top_k(logits, k, dtype):
-    if k > logits.shape[-1]:
-        raise ValueError(
-            f"`top_k`={k} exceeds the teacher's {logits.shape[-1]} classes. "
-            f"Use top_k <= {logits.shape[-1]}."
-        )
+    checks.check_top_k(k, argument="top_k", classes=logits.shape[-1])
     indices, log_probs = top_k_teacher(logits, k)
     return {
         TOP_K_INDICES: keras.ops.convert_to_numpy(indices).astype("int32"),
@@ -229,21 +142,9 @@ def _length(array):
     return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
-def is_dataset(x):
-    module = type(x).__module__ or ""
-    return module.startswith("tensorflow") and hasattr(x, "element_spec")
-
-
 def _random_operations(dataset):
     """Names of the shuffling and random ops in a tf.data pipeline."""
-    import tensorflow as tf
-
-    graph = tf.compat.v1.GraphDef()
-    graph.ParseFromString(dataset._as_serialized_graph().numpy())
-    operations = {node.op for node in graph.node}
-    for function in graph.library.function:
-        operations |= {node.op for node in function.node_def}
-    return sorted(op for op in operations if "Shuffle" in op or "Random" in op)
+    return sorted(op for op in _compat.dataset_operations(dataset) if "Shuffle" in op or "Random" in op)
 
 
 def _cache_dataset(dataset, logits_of):

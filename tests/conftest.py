@@ -73,3 +73,55 @@ def digit_images(digits):
     """The digits as (n, 8, 8, 1) images."""
     (x_train, y_train), (x_test, y_test) = digits
     return (x_train.reshape(-1, 8, 8, 1), y_train), (x_test.reshape(-1, 8, 8, 1), y_test)
+
+
+# Token-level (sequence) models and data, keras-hub style.
+VOCABULARY, LENGTH = 12, 6
+
+
+def token_model(width, name):
+    """Logits per token from keras-hub style inputs; the padding mask is an
+    input the model ignores, so padded positions get real logits."""
+    token_ids = keras.Input((LENGTH,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input((LENGTH,), dtype="bool", name="padding_mask")
+    hidden = keras.layers.Embedding(VOCABULARY, width, name=f"{name}_embedding")(token_ids)
+    hidden = keras.layers.Dense(width, activation="tanh", name=f"{name}_hidden")(hidden)
+    logits = keras.layers.Dense(
+        VOCABULARY, kernel_initializer=keras.initializers.RandomNormal(stddev=2.0), name=f"{name}_logits"
+    )(hidden)
+    return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, logits, name=name)
+
+
+def causal_lm(layers, width, name, vocabulary=VOCABULARY):
+    """A keras-hub GPT-2 task model on pre-tokenized inputs."""
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocabulary, num_layers=layers, num_heads=2, hidden_dim=width,
+        intermediate_dim=2 * width, max_sequence_length=16, name=f"{name}_backbone",
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+
+def token_batch(count=8, seed=0):
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(0, VOCABULARY, (count, LENGTH)).astype("int32")
+    lengths = rng.integers(2, LENGTH + 1, count)
+    mask = np.arange(LENGTH)[None, :] < lengths[:, None]
+    labels = rng.integers(0, VOCABULARY, (count, LENGTH))
+    return {"token_ids": token_ids, "padding_mask": mask}, labels, mask
+
+
+def masked_mean(values, mask):
+    return float(np.sum(values * mask) / np.sum(mask))
+
+
+def numpy_top_k_kl(teacher_logits, student_logits, k, temperature):
+    log_p = log_softmax(teacher_logits)
+    order = np.argsort(-log_p, axis=-1)[..., :k]
+    top = np.take_along_axis(log_p, order, -1)
+    rest = 1 - np.exp(top).sum(-1)
+    p = np.exp(log_softmax(top / temperature)) * (1 - rest)[..., None]
+    q_all = np.exp(log_softmax(np.float64(student_logits) / temperature))
+    q = np.take_along_axis(q_all, order, -1)
+    q_rest = 1 - q.sum(-1)
+    return temperature**2 * (np.sum(p * np.log(p / q), -1) + rest * np.log(rest / q_rest))

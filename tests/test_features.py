@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_distill as kd
 from keras_distill import features
 from tests.conftest import make_cnn
 from tests.conftest import make_mlp
@@ -88,3 +89,12 @@ def test_bad_names():
         features.build_feature_extractor(make_cnn("m"), [])
     with pytest.raises(TypeError, match="must be strings"):
         features.build_feature_extractor(make_cnn("m"), [3])
+
+
+def test_map_layers():
+    teacher = [f"t{i}" for i in range(12)]
+    pairs = kd.features.map_layers(teacher, [f"s{i}" for i in range(6)])
+    assert pairs == [(f"t{2 * i + 1}", f"s{i}") for i in range(6)]
+    assert kd.features.map_layers(["a", "b", "c"], ["x", "y"]) == [("a", "x"), ("c", "y")]
+    with pytest.raises(ValueError, match="1 to len"):
+        kd.features.map_layers(["a"], ["x", "y"])

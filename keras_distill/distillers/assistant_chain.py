@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_distill.distillers import model_checks
+from keras_distill._training import checks
+from keras_distill._training.compile_config import serialize_model
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
 from keras_distill.distillers.stages import per_stage_callbacks
@@ -37,18 +38,17 @@ class AssistantChain:
     """
 
     def __init__(self, models, train_teacher=False):
-        if not isinstance(models, (list, tuple)) or len(models) < 2:
-            raise ValueError(
-                "AssistantChain needs at least a teacher and a student. "
-                f"Received: models={models!r}. Pass [teacher, assistant, student]."
-            )
-        for index, model in enumerate(models):
-            model_checks.check_model(model, f"models[{index}]")
-        model_checks.check_distinct(models, "models")
-        shapes = [model_checks.output_shape(model) for model in models]
+        models = checks.check_models(
+            models,
+            "models",
+            minimum=2,
+            needs="AssistantChain needs at least a teacher and a student",
+            example="[teacher, assistant, student]",
+        )
+        shapes = [checks.output_shape(model) for model in models]
         for model, shape in zip(models[1:], shapes[1:]):
-            model_checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
-        self.models = list(models)
+            checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
+        self.models = models
         self.train_teacher = bool(train_teacher)
         self.distillers = []
         self._stages = StageConfig()
@@ -116,7 +116,7 @@ class AssistantChain:
 
     def get_config(self):
         return {
-            "models": [model_checks.serialize_model(model) for model in self.models],
+            "models": [serialize_model(model) for model in self.models],
             "train_teacher": self.train_teacher,
         }
 

@@ -4,7 +4,8 @@ import inspect
 
 import keras
 
-from keras_distill.distillers import model_checks
+from keras_distill._training import checks
+from keras_distill._validate import check_int
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
 from keras_distill.distillers.stages import per_stage_callbacks
@@ -46,13 +47,8 @@ class BornAgain:
                 "`build_model` must be a function returning a new keras.Model. "
                 f"Received: {build_model!r}. Use e.g. lambda: make_model()."
             )
-        if isinstance(generations, bool) or not isinstance(generations, int) or generations < 2:
-            raise ValueError(
-                f"`generations` must be an int >= 2. Received: "
-                f"generations={generations!r}. Use e.g. generations=3."
-            )
         self.build_model = build_model
-        self.generations = generations
+        self.generations = check_int(generations, "generations", example=3, at_least=2)
         self.models = []
         self._stages = StageConfig()
 
@@ -67,7 +63,7 @@ class BornAgain:
         except (TypeError, ValueError):
             takes_generation = False
         model = self.build_model(generation) if takes_generation else self.build_model()
-        model_checks.check_model(model, "build_model()")
+        checks.check_model(model, "build_model()")
         if any(model is other for other in self.models):
             raise ValueError(
                 "`build_model` returned a model it had returned before. It "

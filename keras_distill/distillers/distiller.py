@@ -3,29 +3,27 @@
 import keras
 from keras import ops
 
-from keras_distill import losses as losses_module
-from keras_distill import teacher_cache
-from keras_distill.distillers import model_checks
-from keras_distill.distillers import preprocessing
-from keras_distill.distillers import replicas
-from keras_distill.distillers import sequences
-from keras_distill.distillers import teachers as teachers_module
-from keras_distill.distillers.regularization import regularization_loss
-from keras_distill.distillers.hyperparameters import DEFAULT_ALPHA
-from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
-from keras_distill.distillers.hyperparameters import add_hyperparameter
-from keras_distill.distillers.hyperparameters import as_float
-from keras_distill.distillers.hyperparameters import resolve_temperature
-from keras_distill.distillers.hyperparameters import validate_alpha
-from keras_distill.distillers.hyperparameters import validate_temperature
-from keras_distill.distillers.student_loss import resolve_student_loss
-from keras_distill.losses import top_k
-
-TEACHER_OUTPUTS = teachers_module.TEACHER_OUTPUTS
+from keras_distill._training import checks
+from keras_distill._training import hub
+from keras_distill._training import step
+from keras_distill._training.compile_config import CompileConfigMixin
+from keras_distill._training.compile_config import build_distillation_loss
+from keras_distill._training.compile_config import pick
+from keras_distill._training.compile_config import resolve_hard_loss
+from keras_distill._training.compile_config import serialize_model
+from keras_distill._training.hyperparameters import DEFAULT_ALPHA
+from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.hyperparameters import add_hyperparameter
+from keras_distill._training.hyperparameters import as_float
+from keras_distill._training.hyperparameters import check_alpha
+from keras_distill._training.hyperparameters import resolve_temperature
+from keras_distill.losses.base import check_temperature
+from keras_distill.losses.lookup import get as get_distillation_loss
+from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class Distiller(keras.Model):
+class Distiller(CompileConfigMixin, keras.Model):
     """Trains a student to match a frozen teacher's softened predictions.
 
     The loss on a batch is
@@ -42,10 +40,10 @@ class Distiller(keras.Model):
     per-token `sample_weight`); a keras-hub student's preprocessor is
     applied to raw strings. Cached teacher outputs
     (`keras_distill.precompute_teacher_outputs`) replace the teacher's
-    forward pass. It is
-    computed in `compute_loss` with `keras.ops` only, so it runs on
-    TensorFlow, JAX and PyTorch, compiled or not; under a `tf.distribute`
-    strategy its loss and gradients equal single-device training.
+    forward pass. It is computed in `compute_loss` with `keras.ops` only, so
+    it runs on TensorFlow, JAX and PyTorch, compiled or not; under a
+    `tf.distribute` strategy its loss and gradients equal single-device
+    training.
 
     The teacher is frozen at construction (`teacher.trainable = False`, as in
     `keras.distillation`), always runs with `training=False` and its outputs
@@ -81,7 +79,8 @@ class Distiller(keras.Model):
         teacher_top_k: `None` (default) or an int k: distill from the
             teacher's k most likely classes only (per token for sequence
             outputs), with `keras_distill.losses.top_k_kl_divergence`; for
-            large vocabularies. One teacher, `distillation_loss="kl"`.
+            large vocabularies. One teacher, `distillation_loss="kl"`. A
+            dense cache of teacher logits is cut to its top k as well.
         name: Name of the distiller.
 
     Examples:
@@ -123,8 +122,8 @@ class Distiller(keras.Model):
         name="distiller",
         **kwargs,
     ):
-        model_checks.check_model(student, "student")
-        teachers = teachers_module.as_teacher_list(teacher)
+        checks.check_student(student)
+        teachers = checks.as_teacher_list(teacher)
         if any(student is model for model in teachers):
             raise ValueError(
                 f"The same model {student.name!r} was passed as both `student` "
@@ -132,28 +131,16 @@ class Distiller(keras.Model):
                 "fresh copy of itself, use "
                 "keras.models.clone_model(teacher) as the student."
             )
-        teachers_module.validate_teacher_outputs(teacher_outputs)
-        if model_checks.ends_with_softmax(student):
-            raise ValueError(
-                f"The student {student.name!r} ends in a softmax, so it outputs "
-                "probabilities, but distillation needs its logits. Build the "
-                "student's last layer without activation (activation=None), "
-                "use from_logits=True in its loss, and add "
-                "keras.layers.Softmax() after distillation if you need "
-                "probabilities at serving time."
-            )
-        student_shape = model_checks.output_shape(student)
-        for model in teachers:
-            model_checks.check_logit_shapes(
-                teachers_module.check_teacher_classes(
-                    teacher_classes, model_checks.output_shape(model), student_shape, model.name
-                ),
-                student_shape,
-                model.name,
-                student.name,
-            )
-        weights = teachers_module.normalize_teacher_weights(teacher_weights, len(teachers))
-        teachers_module.validate_top_k(teacher_top_k, len(teachers), teacher_classes, student_shape)
+        kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
+        student_shape = checks.output_shape(student)
+        checks.check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
+        weights = checks.normalize_teacher_weights(teacher_weights, len(teachers))
+        checks.check_top_k(
+            teacher_top_k,
+            teacher_count=len(teachers),
+            teacher_classes=teacher_classes,
+            classes=None if student_shape is None else student_shape[-1],
+        )
         super().__init__(name=name, **kwargs)
         self.student = student
         self.teachers = teachers
@@ -164,27 +151,18 @@ class Distiller(keras.Model):
         self.teacher_weights = weights
         self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
         self.teacher_top_k = teacher_top_k
-        self._teacher_kinds = [
-            teachers_module.output_kind(model, teacher_outputs) for model in teachers
-        ]
-        self.teacher_outputs = (
-            self._teacher_kinds[0] if len(teachers) == 1 else list(self._teacher_kinds)
-        )
+        self.teacher_outputs = kinds[0] if len(teachers) == 1 else kinds
 
-        self._alpha = self._hyperparameter("alpha", DEFAULT_ALPHA)
-        self._temperature = self._hyperparameter(
-            "temperature", DEFAULT_TEMPERATURE
+        self._alpha = add_hyperparameter(self, "alpha", DEFAULT_ALPHA)
+        self._temperature = add_hyperparameter(self, "temperature", DEFAULT_TEMPERATURE)
+        self._targets = step.TeacherTargets(
+            kinds, self._temperature, weights=weights, classes=self.teacher_classes, top_k=teacher_top_k
         )
+        self._top_k_loss = TopKKLDivergence(temperature=self._temperature)
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self.distillation_loss_tracker = keras.metrics.Mean(
-            name="distillation_loss"
-        )
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
         self._student_loss = None
         self._distillation_loss = None
-        self._distillation_compile_config = None
-
-    def _hyperparameter(self, name, value):
-        return add_hyperparameter(self, name, value)
 
     @property
     def alpha(self):
@@ -193,7 +171,7 @@ class Distiller(keras.Model):
 
     @alpha.setter
     def alpha(self, value):
-        value = validate_alpha(value)
+        value = check_alpha(value)
         if value > 0 and self.compiled and self._student_loss is None:
             raise ValueError(
                 f"Cannot set alpha={value}: the distiller was compiled with "
@@ -210,7 +188,7 @@ class Distiller(keras.Model):
 
     @temperature.setter
     def temperature(self, value):
-        self._temperature.assign(validate_temperature(value))
+        self._temperature.assign(check_temperature(value))
 
     def compile(
         self,
@@ -227,6 +205,9 @@ class Distiller(keras.Model):
     ):
         """Configures the distiller for training.
 
+        Every argument is checked before anything changes: a refused
+        `compile` leaves the distiller as it was.
+
         Args:
             optimizer: Optimizer of the student, as in `keras.Model.compile`.
             loss: Hard-label loss of the student on its logits, e.g.
@@ -241,30 +222,26 @@ class Distiller(keras.Model):
                 `keras_distill.losses` object passed as `distillation_loss`,
                 else 2.0.
             distillation_loss: `"kl"` (default), `"cross_entropy"`,
-                `"logit_matching"`, a `keras_distill.losses` object (takes
-                logits), or any other `keras.losses.Loss` such as
-                `keras.losses.KLDivergence()`, which receives the softened
-                teacher and student probabilities and is scaled by T^2, as in
-                the keras.io tutorial.
+                `"reverse_kl"`, `"jsd"`, `"logit_matching"`, a
+                `keras_distill.losses` object (takes logits), or any other
+                `keras.losses.Loss` such as `keras.losses.KLDivergence()`,
+                which receives the softened teacher and student
+                probabilities and is scaled by T^2, as in the keras.io
+                tutorial (`keras_distill.losses.SoftenedLoss`).
             student_loss_fn: The keras.io tutorial's name for `loss`.
             distillation_loss_fn: The keras.io tutorial's name for
                 `distillation_loss`.
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`,
                 `run_eagerly`, `steps_per_execution`, ...).
         """
-        loss = _pick("loss", loss, "student_loss_fn", student_loss_fn)
-        distillation_loss = _pick(
-            "distillation_loss",
-            distillation_loss,
-            "distillation_loss_fn",
-            distillation_loss_fn,
-        )
+        loss = pick("loss", loss, "student_loss_fn", student_loss_fn)
+        distillation_loss = pick("distillation_loss", distillation_loss, "distillation_loss_fn", distillation_loss_fn)
         if distillation_loss is None:
             distillation_loss = "kl"
-        alpha = DEFAULT_ALPHA if alpha is None else validate_alpha(alpha)
-        resolved = losses_module.get(distillation_loss)
-        temperature = resolve_temperature(distillation_loss, resolved, temperature)
-        student_loss = resolve_student_loss(loss)
+        alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
+        resolved = get_distillation_loss(distillation_loss)
+        temperature = resolve_temperature(distillation_loss, temperature)
+        student_loss = resolve_hard_loss(loss)
         if student_loss is None and alpha > 0:
             raise ValueError(
                 f"compile() got loss=None with alpha={alpha}: the hard-label "
@@ -278,59 +255,24 @@ class Distiller(keras.Model):
                 f"loss_weights={kwargs['loss_weights']!r}. Use `alpha` to "
                 "weight the hard-label and distillation terms."
             )
+        checks.check_top_k(self.teacher_top_k, loss=resolved)
 
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
-        if teachers_module.top_k_needs_kl(self.teacher_top_k, resolved):
-            raise ValueError(
-                f"teacher_top_k={self.teacher_top_k} distills with the top-k KL "
-                "divergence only. Received: distillation_loss="
-                f"{distillation_loss!r}. Use distillation_loss='kl', or a dense "
-                "teacher (teacher_top_k=None) for other losses."
-            )
-        self._distillation_loss = self._bind_temperature(resolved)
-        self._top_k_loss = top_k.TopKKLDivergence(temperature=self._temperature)
+        self._distillation_loss = build_distillation_loss(resolved, self._temperature)
         self._alpha.assign(alpha)
         self._temperature.assign(temperature)
-        self._distillation_compile_config = {
-            "loss": loss,
-            "metrics": metrics,
-            "alpha": alpha,
-            "temperature": temperature,
-            "distillation_loss": distillation_loss,
+        self._remember_compile_arguments(
+            loss=loss,
+            metrics=metrics,
+            alpha=alpha,
+            temperature=temperature,
+            distillation_loss=distillation_loss,
             **kwargs,
-        }
+        )
 
-    def _bind_temperature(self, loss):
-        """A private copy of `loss` that reads this distiller's temperature."""
-        if not losses_module.lookup.is_logit_loss(loss):
-            return loss
-        loss = loss.__class__.from_config(loss.get_config())
-        if loss.uses_temperature:
-            loss.temperature = self._temperature
-        return loss
-
-    def get_compile_config(self):
-        if not self.compiled or self._distillation_compile_config is None:
-            return {}
-        serialize = keras.saving.serialize_keras_object
-        return {
-            "optimizer": serialize(self.optimizer),
-            **{
-                key: serialize(value)
-                for key, value in self._distillation_compile_config.items()
-            },
-        }
-
-    def compile_from_config(self, config):
-        config = {
-            key: keras.saving.deserialize_keras_object(value)
-            for key, value in config.items()
-        }
-        self.compile(**config)
-        if self.student.built:
-            # Create the optimizer's slots now, so that the saved ones load.
-            self.optimizer.build(self.trainable_variables)
+    def _models_built(self):
+        return self.student.built
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -341,130 +283,56 @@ class Distiller(keras.Model):
         return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
 
     def compute_teacher_logits(self, x):
-        """The teacher's float32 logits for inputs `x`, without gradient.
+        """The float32 logits the student is distilled towards, for inputs
+        `x`, without gradient: the teachers' mixture, of the student's
+        classes (before any top-k)."""
+        outputs, _ = self._run_teachers(x)
+        return self._targets.logits(outputs)
 
-        With several teachers, logits whose temperature softmax is the
-        teachers' weighted mixture of softened distributions.
-        """
-        return self._combine_teachers(
-            [
-                self.as_teacher_logits(model(x, training=False), kind)
-                for model, kind in zip(self.teachers, self._teacher_kinds)
-            ]
-        )
+    def _run_teachers(self, x):
+        """The teachers' outputs on `x` (a list), and their tapped features
+        (a dict; none here)."""
+        return [model(x, training=False) for model in self.teachers], {}
 
-    def cached_teacher_logits(self, cached):
-        """Float32 teacher logits (or packed top-k) from a batch of
-        `keras_distill.precompute_teacher_outputs`: the teacher is not run."""
-        if isinstance(cached, dict):
-            return ops.stop_gradient(
-                top_k.pack_top_k(cached[teacher_cache.TOP_K_INDICES], cached[teacher_cache.TOP_K_LOG_PROBS])
-            )
-        if len(self.teachers) == 1:
-            outputs = [cached]
-        else:
-            outputs = [cached[:, index] for index in range(len(self.teachers))]
-        return self._combine_teachers(
-            [self.as_teacher_logits(output, "logits") for output in outputs]
-        )
+    def _teacher_targets(self, x, y):
+        """`(labels, targets, teacher features)` for one batch: the targets
+        from the cache packed into `y`, else from the live teachers."""
+        labels, cached = step.split_target(y)
+        if cached is not None:
+            return labels, self._targets.from_cache(cached), {}
+        outputs, features = self._run_teachers(x)
+        features = keras.tree.map_structure(ops.stop_gradient, features)
+        return labels, self._targets.from_outputs(outputs), features
 
-    def _combine_teachers(self, logits):
-        if len(logits) == 1:
-            return logits[0]
-        return ops.stop_gradient(
-            teachers_module.mixture_logits(logits, self.teacher_weights, self._temperature)
-        )
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels, targets, _ = self._teacher_targets(x, y)
+        loss_weights, _ = step.token_weights(x, y_pred, sample_weight)
+        return self._response_loss(labels, targets, y_pred, loss_weights) + self._regularization_loss()
 
-    def as_teacher_logits(self, outputs, kind=None):
-        """A teacher's final outputs as float32 logits of the student's
-        classes, without gradient."""
-        outputs = ops.cast(outputs, "float32")
-        if (kind or self._teacher_kinds[0]) == "probabilities":
-            outputs = ops.log(ops.maximum(outputs, teachers_module.LOG_FLOOR))
-        outputs = teachers_module.select_classes(outputs, self.teacher_classes)
-        return ops.stop_gradient(outputs)
-
-    def compute_distillation_loss(
-        self, teacher_logits, student_logits, sample_weight=None, top_k=False
-    ):
-        """The distillation term, averaged over the batch (before `1 - alpha`)."""
-        loss = self._distillation_loss
-        if top_k:
-            return self._top_k_loss(teacher_logits, student_logits, sample_weight=sample_weight)
-        if losses_module.lookup.is_logit_loss(loss):
-            return loss(teacher_logits, student_logits, sample_weight=sample_weight)
-        temperature = self._temperature
-        soften = losses_module.distillation_loss.soften
-        teacher_probs = ops.exp(soften(teacher_logits, temperature))
-        student_probs = ops.exp(soften(student_logits, temperature))
-        return ops.square(temperature) * ops.cast(
-            loss(teacher_probs, student_probs, sample_weight=sample_weight),
-            "float32",
-        )
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        y, cached = teacher_cache.split_target(y)
-        if cached is None:
-            teacher_logits = self.teacher_targets(self.compute_teacher_logits(x))
-        else:
-            teacher_logits = self.cached_teacher_logits(cached)
-        sample_weight, _ = sequences.token_weights(x, y_pred, sample_weight)
-        top_k_targets = self.teacher_top_k is not None or isinstance(cached, dict)
-        return self.response_loss(
-            y, teacher_logits, y_pred, sample_weight, top_k=top_k_targets
-        ) + self._regularization_loss()
-
-    def teacher_targets(self, teacher_logits):
-        """The teacher's logits, or with `teacher_top_k` its packed top-k
-        (`keras_distill.losses.pack_top_k`)."""
-        if self.teacher_top_k is None:
-            return teacher_logits
-        return top_k.pack_top_k(*top_k.top_k_teacher(teacher_logits, self.teacher_top_k))
-
-    def response_loss(self, y, teacher_logits, student_logits, sample_weight=None, top_k=False):
+    def _response_loss(self, labels, targets, student_logits, sample_weight):
         """`alpha * loss(y, student) + (1 - alpha) * distillation_loss`,
-        recorded in the `student_loss` and `distillation_loss` metrics.
-        With `top_k=True`, `teacher_logits` holds packed top-k targets."""
-        if not top_k:
-            model_checks.check_logit_shapes(
-                teacher_logits.shape,
-                student_logits.shape,
-                self.teachers[0].name,
-                self.student.name,
+        recorded in the `student_loss` and `distillation_loss` metrics."""
+        if not targets.top_k:
+            checks.check_logit_shapes(
+                targets.values.shape, student_logits.shape, self.teachers[0].name, self.student.name
             )
         if self._student_loss is None:
             student_loss = ops.zeros((), dtype="float32")
         else:
-            if y is None:
+            if labels is None:
                 raise ValueError(
                     "The distiller was compiled with a hard-label loss but got "
                     "no labels (y=None). Pass labels to fit()/evaluate(), or "
                     "compile with loss=None and alpha=0.0 to distill from "
                     "unlabeled data."
                 )
-            student_loss = ops.cast(
-                self._student_loss(y, student_logits, sample_weight=sample_weight),
-                "float32",
-            )
-        distillation_loss = self.compute_distillation_loss(
-            teacher_logits, student_logits, sample_weight, top_k=top_k
-        )
-        total = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
+            student_loss = ops.cast(self._student_loss(labels, student_logits, sample_weight=sample_weight), "float32")
+        loss = self._top_k_loss if targets.top_k else self._distillation_loss
+        distillation_loss = loss(targets.values, student_logits, sample_weight=sample_weight)
         batch_size = ops.shape(student_logits)[0]
-        self.student_loss_tracker.update_state(
-            replicas.unscale(student_loss), sample_weight=batch_size
-        )
-        self.distillation_loss_tracker.update_state(
-            replicas.unscale(distillation_loss), sample_weight=batch_size
-        )
-        return total
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        labels, _ = teacher_cache.split_target(y)
-        _, sample_weight = sequences.token_weights(x, y_pred, sample_weight)
-        return super().compute_metrics(x, labels, y_pred, sample_weight)
+        self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
+        self.distillation_loss_tracker.update_state(step.unscale(distillation_loss), sample_weight=batch_size)
+        return self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
 
     def _regularization_loss(self):
         """The student's own losses (`add_loss`, regularizers), summed.
@@ -474,64 +342,59 @@ class Distiller(keras.Model):
         it; the teacher's activity-regularization losses are left out.
         """
         teacher_losses = [loss for model in self.teachers for loss in model.losses]
-        return regularization_loss(self.losses, teacher_losses)
+        return step.regularization_loss(self.losses, teacher_losses)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        labels, _ = step.split_target(y)
+        _, metric_weights = step.token_weights(x, y_pred, sample_weight)
+        return super().compute_metrics(x, labels, y_pred, metric_weights)
 
     def _check_compiled(self, method):
         if not self.compiled or self._distillation_loss is None:
+            name = type(self).__name__
             raise ValueError(
-                f"{type(self).__name__}.{method}() was called before compile(). "
-                f"Call {type(self).__name__.lower()}.compile(optimizer=..., "
-                "loss=..., alpha=..., temperature=...) first; see "
-                f"help(keras_distill.{type(self).__name__}.compile)."
+                f"{name}.{method}() was called before compile(). "
+                f"Call {name.lower()}.compile(optimizer=..., loss=..., alpha=..., "
+                f"temperature=...) first; see help(keras_distill.{name}.compile)."
             )
 
     def _check_output_shapes(self, x):
-        """Compares the two models' outputs on one example of `x`, when
-        their shapes are not known statically (subclassed models).
+        """Compares the models' outputs on one example of `x`, when their
+        shapes are not known statically (subclassed models).
 
         A mismatch found later, while tracing the first step, would leave
         the JAX trainer's variables unsynced; here nothing has run yet.
         """
-        shapes = [model_checks.output_shape(model) for model in self.teachers]
-        if None not in shapes and model_checks.output_shape(self.student) is not None:
+        shapes = [checks.output_shape(model) for model in self.teachers]
+        if None not in shapes and checks.output_shape(self.student) is not None:
             return
         try:
             example = keras.tree.map_structure(lambda array: array[:1], x)
         except (TypeError, IndexError, KeyError):
             return  # a dataset or generator: checked when the step is traced
-        student_shape = self.student(example, training=False).shape
-        for model in self.teachers:
-            model_checks.check_logit_shapes(
-                teachers_module.check_teacher_classes(
-                    self.teacher_classes,
-                    model(example, training=False).shape,
-                    student_shape,
-                    model.name,
-                ),
-                student_shape,
-                model.name,
-                self.student.name,
-            )
+        student_shape = tuple(self.student(example, training=False).shape)
+        teacher_shapes = [tuple(model(example, training=False).shape) for model in self.teachers]
+        checks.check_teacher_shapes(
+            self.teachers, student_shape, self.student.name, self.teacher_classes, teacher_shapes
+        )
 
     def _check_cached_outputs(self, x, y):
-        teacher_cache.check_cached_outputs(
-            x, y, self.teachers, self.teacher_classes, self._distillation_loss
-        )
+        checks.check_cached_outputs(x, y, self.teachers, self.teacher_classes, self._distillation_loss)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
-        if preprocessing.needs_preprocessing(self.student, x):
+        if hub.needs_preprocessing(self.student, x):
             # Shuffled before batching, inside the dataset.
-            x, y = preprocessing.preprocess_arguments(
-                self.student, x, y, kwargs, shuffle=kwargs.pop("shuffle", True)
-            )
+            x, y = hub.preprocess_arguments(self.student, x, y, kwargs, shuffle=kwargs.pop("shuffle", True))
             kwargs["shuffle"] = False
         validation = kwargs.get("validation_data")
         if validation is not None and not isinstance(validation, (tuple, list)):
             validation = (validation,)
-        if validation is not None and preprocessing.needs_preprocessing(self.student, validation[0]):
-            kwargs["validation_data"] = preprocessing.preprocess(
-                self.student, *validation, batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size")
+        if validation is not None and hub.needs_preprocessing(self.student, validation[0]):
+            kwargs["validation_data"] = hub.preprocess(
+                self.student,
+                *validation,
+                batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
             )
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
@@ -542,14 +405,14 @@ class Distiller(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
-        x, y = preprocessing.preprocess_arguments(self.student, x, y, kwargs)
+        x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        if preprocessing.needs_preprocessing(self.student, x):
-            x = preprocessing.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
+        if hub.needs_preprocessing(self.student, x):
+            x = hub.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
         return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
@@ -561,15 +424,12 @@ class Distiller(keras.Model):
         return super().test_on_batch(*args, **kwargs)
 
     def get_config(self):
+        teachers = [serialize_model(model) for model in self.teachers]
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "student": model_checks.serialize_model(self.student),
-            "teacher": (
-                model_checks.serialize_model(self.teachers[0])
-                if len(self.teachers) == 1
-                else [model_checks.serialize_model(model) for model in self.teachers]
-            ),
+            "student": serialize_model(self.student),
+            "teacher": teachers[0] if len(teachers) == 1 else teachers,
             "teacher_outputs": self._teacher_outputs_arg,
             "teacher_weights": self._teacher_weights_arg,
             "teacher_classes": self.teacher_classes,
@@ -587,14 +447,3 @@ class Distiller(keras.Model):
             else keras.saving.deserialize_keras_object(teacher)
         )
         return cls(**config)
-
-
-def _pick(name, value, alias, alias_value):
-    if alias_value is None:
-        return value
-    if value is not None:
-        raise ValueError(
-            f"Both `{name}` and `{alias}` were given to compile(). `{alias}` "
-            f"is the keras.io tutorial's name for `{name}`: pass only one."
-        )
-    return alias_value

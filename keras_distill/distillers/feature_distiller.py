@@ -4,19 +4,18 @@ import keras
 from keras import ops
 
 from keras_distill import features as features_module
-from keras_distill import teacher_cache
-from keras_distill.distillers import replicas
-from keras_distill.distillers import sequences
+from keras_distill._training import checks
+from keras_distill._training import step
+from keras_distill._training.hyperparameters import add_hyperparameter
+from keras_distill._training.hyperparameters import as_float
+from keras_distill._training.hyperparameters import check_weight
+from keras_distill._training.projections import build_regressor
+from keras_distill._training.projections import pair_shapes
 from keras_distill.distillers.distiller import Distiller
-from keras_distill.distillers.feature_pairs import normalize_pair_weights
-from keras_distill.distillers.feature_pairs import normalize_pairs
-from keras_distill.distillers.feature_pairs import pair_shapes
-from keras_distill.distillers.feature_stage import FeatureStage
-from keras_distill.distillers.hyperparameters import as_float
-from keras_distill.distillers.regressors import build_regressor
-from keras_distill.losses.feature_loss import as_float32
-from keras_distill.losses.feature_loss import check_same_shape
-from keras_distill.losses.feature_lookup import get_feature_loss
+from keras_distill.distillers.stages import FeatureStage
+from keras_distill.losses.base import as_float32
+from keras_distill.losses.base import check_same_shape
+from keras_distill.losses.lookup import get_feature_loss
 
 FINAL_OUTPUT = features_module.FINAL_OUTPUT
 
@@ -53,7 +52,7 @@ class FeatureDistiller(Distiller):
         pair_weights: One float per pair. Defaults to `1 / len(pairs)`
             each (the mean over pairs).
         projections: `None` (compare features as they are), `"auto"`
-            (learn a `keras_distill.distillers.regressors.build_regressor`
+            (learn a `build_regressor`
             layer for every pair whose shapes differ) or a list with one
             Keras layer (or `None`) per pair, applied to the student's
             feature. Projections are trained with the student but are not
@@ -107,8 +106,8 @@ class FeatureDistiller(Distiller):
         super().__init__(
             student, teacher, teacher_outputs=teacher_outputs, name=name, **kwargs
         )
-        self.pairs = normalize_pairs(pairs)
-        self.pair_weights = normalize_pair_weights(pair_weights, len(self.pairs))
+        self.pairs = checks.normalize_pairs(pairs)
+        self.pair_weights = checks.normalize_pair_weights(pair_weights, len(self.pairs))
         self.feature_loss = get_feature_loss(feature_loss)
         teacher_layers = _unique(spec for spec, _ in self.pairs)
         student_layers = _unique(spec for _, spec in self.pairs)
@@ -122,10 +121,8 @@ class FeatureDistiller(Distiller):
         self.projections = self._build_projections(projections)
         self._check_pairs()
         self.feature_loss_tracker = keras.metrics.Mean(name=self.feature_metric_name)
-        self._feature_weight = self._hyperparameter(
-            "feature_weight", self.default_feature_weight
-        )
-        self._feature_stage_done = self._hyperparameter("feature_stage_done", 0.0)
+        self._feature_weight = add_hyperparameter(self, "feature_weight", self.default_feature_weight)
+        self._feature_stage_done = add_hyperparameter(self, "feature_stage_done", 0.0)
 
     def _build_projections(self, projections):
         if projections is None:
@@ -199,7 +196,7 @@ class FeatureDistiller(Distiller):
 
     @feature_weight.setter
     def feature_weight(self, value):
-        self._feature_weight.assign(_validate_weight(self.weight_argument, value))
+        self._feature_weight.assign(check_weight(value, self.weight_argument))
 
     @property
     def feature_stage_done(self):
@@ -217,11 +214,10 @@ class FeatureDistiller(Distiller):
         self._compile_with_weight(feature_weight, optimizer, loss, metrics, **kwargs)
 
     def _compile_with_weight(self, weight, optimizer, loss, metrics, **kwargs):
-        weight = self.default_feature_weight if weight is None else weight
-        weight = _validate_weight(self.weight_argument, weight)
+        weight = check_weight(self.default_feature_weight if weight is None else weight, self.weight_argument)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._feature_weight.assign(weight)
-        self._distillation_compile_config[self.weight_argument] = weight
+        self._compile_arguments[self.weight_argument] = weight
 
     def call(self, inputs, training=None):
         return self.student_features(inputs, training=training)
@@ -242,19 +238,20 @@ class FeatureDistiller(Distiller):
             total = total + weight * ops.cast(loss, "float32")
         return total
 
+    def _run_teachers(self, x):
+        features = dict(self.teacher_features(x, training=False))
+        return [features.pop(FINAL_OUTPUT)], features
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        teacher = dict(self.teacher_features(x, training=False))
-        teacher = keras.tree.map_structure(ops.stop_gradient, teacher)
-        teacher_logits = self.as_teacher_logits(teacher.pop(FINAL_OUTPUT))
+        labels, targets, teacher_features = self._teacher_targets(x, y)
         student_logits = y_pred[FINAL_OUTPUT]
-        sample_weight, _ = sequences.token_weights(x, student_logits, sample_weight)
-        response = self.response_loss(y, teacher_logits, student_logits, sample_weight)
-        feature_loss = self.compute_feature_loss(teacher, y_pred, sample_weight)
+        loss_weights, _ = step.token_weights(x, student_logits, sample_weight)
+        feature_loss = self.compute_feature_loss(teacher_features, y_pred, loss_weights)
         self.feature_loss_tracker.update_state(
-            replicas.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0]
+            step.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0]
         )
         return (
-            response
+            self._response_loss(labels, targets, student_logits, loss_weights)
             + self._feature_weight * feature_loss
             + self._regularization_loss()
         )
@@ -302,7 +299,7 @@ class FeatureDistiller(Distiller):
         return history
 
     def _check_cached_outputs(self, x, y):
-        if teacher_cache.uses_cached_outputs(x, y):
+        if checks.uses_cached_outputs(x, y):
             raise ValueError(
                 f"{type(self).__name__} got cached teacher logits "
                 "(keras_distill.with_teacher_outputs), but it needs the "
@@ -361,15 +358,6 @@ def _deserialize_layer(layer):
             "keras.layers.Dense(teacher_width)."
         )
     return layer
-
-
-def _validate_weight(argument, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(
-            f"`{argument}` must be a number >= 0. Received: {argument}="
-            f"{value!r}. Use e.g. {argument}=1.0."
-        )
-    return float(value)
 
 
 def _unique(specs):

@@ -2,9 +2,9 @@
 
 import keras
 
+from keras_distill._training.projections import build_regressor
+from keras_distill._training.projections import pair_shapes
 from keras_distill.distillers.feature_distiller import FeatureDistiller
-from keras_distill.distillers.feature_pairs import pair_shapes
-from keras_distill.distillers.regressors import build_regressor
 from keras_distill.features import build_feature_extractor
 from keras_distill.losses.hint import HintLoss
 

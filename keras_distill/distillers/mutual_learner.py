@@ -3,21 +3,22 @@
 import keras
 from keras import ops
 
-from keras_distill.distillers import model_checks
-from keras_distill.distillers.hyperparameters import DEFAULT_TEMPERATURE
-from keras_distill.distillers.hyperparameters import add_hyperparameter
-from keras_distill.distillers.hyperparameters import as_float
-from keras_distill.distillers.hyperparameters import validate_temperature
-from keras_distill.distillers.peer_metrics import peer_metrics
-from keras_distill.distillers.peer_optimizer import PeerOptimizer
-from keras_distill.distillers.regularization import regularization_loss
-from keras_distill.distillers.replicas import unscale
-from keras_distill.distillers.student_loss import resolve_student_loss
+from keras_distill._training import checks
+from keras_distill._training import step
+from keras_distill._training.compile_config import CompileConfigMixin
+from keras_distill._training.compile_config import resolve_hard_loss
+from keras_distill._training.compile_config import serialize_model
+from keras_distill._training.hyperparameters import add_hyperparameter
+from keras_distill._training.hyperparameters import as_float
+from keras_distill._training.peer_optimizer import PeerOptimizer
+from keras_distill.losses.base import check_temperature
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
+
+_ACCURACY = ("accuracy", "acc")
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class MutualLearner(keras.Model):
+class MutualLearner(CompileConfigMixin, keras.Model):
     """A cohort of peers, each trained on the labels and on the others.
 
     Peer `k` minimizes
@@ -55,14 +56,9 @@ class MutualLearner(keras.Model):
     """
 
     def __init__(self, models, temperature=1.0, name="mutual_learner", **kwargs):
-        if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)) or len(models) < 2:
-            raise ValueError(
-                "MutualLearner needs a cohort of at least two models. "
-                f"Received: models={models!r}. Pass e.g. models=[net_a, net_b]."
-            )
-        for index, model in enumerate(models):
-            model_checks.check_model(model, f"models[{index}]")
-        model_checks.check_distinct(models, "models")
+        models = checks.check_models(
+            models, "models", minimum=2, needs="MutualLearner needs a cohort of at least two models", example="[net_a, net_b]"
+        )
         names = [model.name for model in models]
         if len(set(names)) != len(names):
             raise ValueError(
@@ -70,29 +66,25 @@ class MutualLearner(keras.Model):
                 f"metrics. Received names {names}. Give each model a "
                 "name=... when building it."
             )
-        shapes = [model_checks.output_shape(model) for model in models]
+        shapes = [checks.output_shape(model) for model in models]
         for model, shape in zip(models[1:], shapes[1:]):
-            model_checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
+            checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
         for model in models:
-            if model_checks.ends_with_softmax(model):
+            if checks.ends_with_softmax(model):
                 raise ValueError(
                     f"Peer {model.name!r} ends in a softmax, but mutual learning "
                     "needs logits. Build its last layer with activation=None."
                 )
         super().__init__(name=name, **kwargs)
         self.peers = list(models)
-        self._temperature = add_hyperparameter(
-            self, "temperature", validate_temperature(temperature)
-        )
-        self._mimicry = SoftTargetKLDivergence(temperature=DEFAULT_TEMPERATURE)
-        self._mimicry.temperature = self._temperature
+        self._temperature = add_hyperparameter(self, "temperature", check_temperature(temperature))
+        self._mimicry = SoftTargetKLDivergence(temperature=self._temperature)
         self.peer_loss_trackers = [
             keras.metrics.Mean(name=f"{model.name}_loss") for model in models
         ]
         self.peer_metrics = []
         self._metric_owners = []
         self._peer_loss = None
-        self._mutual_compile_config = None
 
     @property
     def models(self):
@@ -105,7 +97,7 @@ class MutualLearner(keras.Model):
 
     @temperature.setter
     def temperature(self, value):
-        self._temperature.assign(validate_temperature(value))
+        self._temperature.assign(check_temperature(value))
 
     def compile(self, optimizer="adam", loss=None, metrics=None, *, temperature=None, **kwargs):
         """Configures the cohort.
@@ -121,7 +113,7 @@ class MutualLearner(keras.Model):
             temperature: float > 0, or None to keep the current one.
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`, ...).
         """
-        peer_loss = resolve_student_loss(loss)
+        peer_loss = resolve_hard_loss(loss)
         if peer_loss is None:
             raise ValueError(
                 "MutualLearner.compile() needs a hard-label `loss`. Pass e.g. "
@@ -130,41 +122,22 @@ class MutualLearner(keras.Model):
         for argument in ("loss_weights", "weighted_metrics"):
             if argument in kwargs:
                 raise ValueError(f"MutualLearner.compile() takes no `{argument}`.")
+        temperature = self.temperature if temperature is None else check_temperature(temperature)
         if isinstance(optimizer, (list, tuple)):
             optimizer = PeerOptimizer(optimizer)
         if isinstance(optimizer, PeerOptimizer):
             optimizer.set_groups([model.trainable_variables for model in self.peers])
+        # One flat list, so that Keras tracks every metric's variables.
+        per_peer = [_peer_metrics(metrics, model.name) for model in self.peers]
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         self._peer_loss = peer_loss
-        # One flat list, so that Keras tracks every metric's variables.
-        per_peer = [peer_metrics(metrics, model.name) for model in self.peers]
         self.peer_metrics = [metric for group in per_peer for metric in group]
-        self._metric_owners = [
-            index for index, group in enumerate(per_peer) for _ in group
-        ]
-        if temperature is not None:
-            self.temperature = temperature
-        self._mutual_compile_config = {
-            "loss": loss,
-            "metrics": metrics,
-            "temperature": self.temperature,
-            **kwargs,
-        }
+        self._metric_owners = [index for index, group in enumerate(per_peer) for _ in group]
+        self._temperature.assign(temperature)
+        self._remember_compile_arguments(loss=loss, metrics=metrics, temperature=temperature, **kwargs)
 
-    def get_compile_config(self):
-        if not self.compiled or self._mutual_compile_config is None:
-            return {}
-        serialize = keras.saving.serialize_keras_object
-        return {
-            "optimizer": serialize(self.optimizer),
-            **{key: serialize(value) for key, value in self._mutual_compile_config.items()},
-        }
-
-    def compile_from_config(self, config):
-        config = {key: keras.saving.deserialize_keras_object(value) for key, value in config.items()}
-        self.compile(**config)
-        if all(model.built for model in self.peers):
-            self.optimizer.build(self.trainable_variables)
+    def _models_built(self):
+        return all(model.built for model in self.peers)
 
     def call(self, inputs, training=None):
         return [model(inputs, training=training) for model in self.peers]
@@ -184,11 +157,9 @@ class MutualLearner(keras.Model):
                 if other != index
             ) / (count - 1)
             peer_loss = hard + mimicry
-            self.peer_loss_trackers[index].update_state(
-                unscale(peer_loss), sample_weight=batch_size
-            )
+            self.peer_loss_trackers[index].update_state(step.unscale(peer_loss), sample_weight=batch_size)
             total = total + peer_loss
-        return total + regularization_loss(self.losses, [])
+        return total + step.regularization_loss(self.losses, [])
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for owner, metric in zip(self._metric_owners, self.peer_metrics):
@@ -216,7 +187,7 @@ class MutualLearner(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "models": [model_checks.serialize_model(model) for model in self.peers],
+            "models": [serialize_model(model) for model in self.peers],
             "temperature": self.temperature,
         }
 
@@ -226,3 +197,41 @@ class MutualLearner(keras.Model):
         config["models"] = [keras.saving.deserialize_keras_object(m) for m in config["models"]]
         return cls(**config)
 
+
+def _peer_metrics(metrics, prefix):
+    """Fresh metric objects for one model, named `{prefix}_{metric name}`.
+
+    Args:
+        metrics: list of metric names, functions or `keras.metrics.Metric`
+            objects, as given to `compile`. `"accuracy"` means
+            `SparseCategoricalAccuracy` (integer labels); pass
+            `keras.metrics.CategoricalAccuracy()` for one-hot labels.
+        prefix: The model's name.
+
+    Returns:
+        A list of new `keras.metrics.Metric` instances.
+    """
+    built = []
+    for metric in metrics or []:
+        if isinstance(metric, str) and metric.lower() in _ACCURACY:
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        elif isinstance(metric, (str, dict)):
+            metric = keras.metrics.get(metric)
+        if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
+            metric = metric()
+        if isinstance(metric, keras.metrics.Metric):
+            config = metric.get_config()
+            config["name"] = f"{prefix}_{metric.name}"
+            built.append(metric.__class__.from_config(config))
+        elif callable(metric):
+            built.append(
+                keras.metrics.MeanMetricWrapper(
+                    metric, name=f"{prefix}_{getattr(metric, '__name__', 'metric')}"
+                )
+            )
+        else:
+            raise TypeError(
+                "Each metric must be a name, a function or a keras.metrics."
+                f"Metric. Received: {metric!r} (of type {type(metric).__name__})."
+            )
+    return built

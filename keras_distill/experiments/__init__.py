@@ -11,6 +11,8 @@ results = experiments.reproduce(["hinton"], seeds=3, output="docs")
 import importlib
 import os
 
+from keras_distill._validate import check_int
+
 MODULES = {
     "hinton": "hinton",
     "dark-knowledge": "dark_knowledge",
@@ -51,9 +53,7 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         )
     if seeds is None:
         seeds = 2 if quick else 3
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"`seeds` must be a positive int. Received: seeds={seeds!r}. "
-                         "Use e.g. seeds=3.")
+    seeds = check_int(seeds, "seeds", example=3, at_least=1)
     os.makedirs(output, exist_ok=True)
     command = command or ("keras-distill reproduce " + " ".join(requested)
                           + f" --seeds {seeds}" + (" --quick" if quick else ""))

@@ -15,7 +15,7 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.distiller import Distiller
+from keras_distill import Distiller
 from keras_distill.experiments import models
 from keras_distill.experiments import report
 from keras_distill.experiments.data import CLASS_NAMES

@@ -11,7 +11,7 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.mutual_learner import MutualLearner
+from keras_distill import MutualLearner
 from keras_distill.experiments import models
 from keras_distill.experiments import report
 

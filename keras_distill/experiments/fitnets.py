@@ -13,8 +13,8 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.distiller import Distiller
-from keras_distill.distillers.hint_distiller import HintDistiller
+from keras_distill import Distiller
+from keras_distill import HintDistiller
 from keras_distill.experiments import models
 from keras_distill.experiments import report
 

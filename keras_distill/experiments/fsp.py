@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.fsp_distiller import FSPDistiller
+from keras_distill import FSPDistiller
 from keras_distill.experiments import models
 from keras_distill.experiments import report
 

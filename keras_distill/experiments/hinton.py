@@ -14,11 +14,11 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.distiller import Distiller
+from keras_distill import Distiller
+from keras_distill import precompute_teacher_outputs
+from keras_distill import with_teacher_outputs
 from keras_distill.experiments import models
 from keras_distill.experiments import report
-from keras_distill.teacher_cache import precompute_teacher_outputs
-from keras_distill.teacher_cache import with_teacher_outputs
 
 NAME = "hinton"
 TITLE = "Soft targets at several temperatures (Hinton et al., 2015)"

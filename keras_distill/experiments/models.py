@@ -3,9 +3,6 @@
 import keras
 import numpy as np
 
-from keras_distill.jobs import build_mlp
-from keras_distill.jobs import compile_classifier  # noqa: F401 (used by the experiments)
-
 # Hinton et al.'s MNIST teacher: two hidden layers of 1200 units, dropout.
 # It is shared by the experiments that distill from it (hinton,
 # dark-knowledge, fitnets, takd): one training per seed and process.
@@ -14,6 +11,27 @@ TEACHER = {
     "quick": {"units": 64, "dropout": 0.3, "epochs": 1, "batch_size": 128},
 }
 _teachers = {}
+
+
+def build_mlp(hidden_units, *, dropout=0.0, input_dim=784, classes=10, name):
+    """An MLP classifier that outputs logits."""
+    layers = [keras.Input((input_dim,), name="pixels")]
+    for index, units in enumerate(hidden_units):
+        layers.append(keras.layers.Dense(units, activation="relu", name=f"dense_{index}"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
+    layers.append(keras.layers.Dense(classes, name="logits"))
+    return keras.Sequential(layers, name=name)
+
+
+def compile_classifier(model, learning_rate=1e-3):
+    """Adam, cross-entropy on logits and accuracy; returns `model`."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
 
 
 def mlp(hidden_units, name, dropout=0.0):

@@ -12,8 +12,8 @@ import time
 import keras
 import numpy as np
 
-from keras_distill.distillers.assistant_chain import AssistantChain
-from keras_distill.distillers.distiller import Distiller
+from keras_distill import AssistantChain
+from keras_distill import Distiller
 from keras_distill.experiments import models
 from keras_distill.experiments import report
 

@@ -3,9 +3,10 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.feature_loss import FeatureLoss
-from keras_distill.losses.feature_loss import describe
-from keras_distill.losses.feature_loss import resolve_data_format
+from keras_distill._validate import check_number
+from keras_distill.losses.base import FeatureLoss
+from keras_distill.losses.base import describe
+from keras_distill.losses.base import resolve_data_format
 
 # F.normalize's floor in the authors' code, for an all-zero map.
 _EPSILON = 1e-12
@@ -83,10 +84,7 @@ class AttentionTransfer(FeatureLoss):
         dtype=None,
     ):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or p <= 0:
-            raise ValueError(
-                f"`p` must be a number > 0. Received: p={p!r}. Use e.g. p=2."
-            )
+        check_number(p, "p", example=2, above=0)
         self.p = p
         self.data_format = resolve_data_format(data_format)
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.feature_loss import as_float32
+from keras_distill.losses.base import as_float32
 
 
 def cosine_distance(teacher_features, student_features):

@@ -6,8 +6,10 @@ import math
 import keras
 from keras import ops
 
-from keras_distill.losses.distillation_loss import DistillationLoss
-from keras_distill.losses.distillation_loss import soften
+from keras_distill._validate import check_number
+from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import kl_from_log_probs
+from keras_distill.losses.base import tempered
 from keras_distill.losses.soft_targets import _SoftTargetLoss
 from keras_distill.losses.soft_targets import soft_target_kl_divergence
 
@@ -49,32 +51,20 @@ def generalized_jsd(teacher_logits, student_logits, *, beta=0.5, temperature=1.0
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    teacher_log_probs = soften(teacher_logits, temperature)
-    student_log_probs = soften(student_logits, temperature)
-    mixture_log_probs = ops.logsumexp(
-        ops.stack(
-            [teacher_log_probs + math.log(beta), student_log_probs + math.log(1.0 - beta)],
+
+    def divergence(teacher_log_probs, student_log_probs):
+        mixture_log_probs = ops.logsumexp(
+            ops.stack(
+                [teacher_log_probs + math.log(beta), student_log_probs + math.log(1.0 - beta)],
+                axis=0,
+            ),
             axis=0,
-        ),
-        axis=0,
-    )
-    divergence = beta * _kl(teacher_log_probs, mixture_log_probs) + (1.0 - beta) * _kl(
-        student_log_probs, mixture_log_probs
-    )
-    return ops.square(ops.cast(temperature, "float32")) * divergence
-
-
-def _kl(log_p, log_q):
-    return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
-
-
-def validate_beta(beta):
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < beta < 1.0:
-        raise ValueError(
-            f"`beta` must be a float strictly between 0 and 1. Received: beta={beta!r}. "
-            "Use e.g. beta=0.5 (symmetric Jensen-Shannon)."
         )
-    return float(beta)
+        return beta * kl_from_log_probs(teacher_log_probs, mixture_log_probs) + (
+            1.0 - beta
+        ) * kl_from_log_probs(student_log_probs, mixture_log_probs)
+
+    return tempered(divergence, teacher_logits, student_logits, temperature)
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
@@ -132,7 +122,9 @@ class GeneralizedJSD(DistillationLoss):
 
     def __init__(self, beta=0.5, temperature=1.0, reduction="sum_over_batch_size", name="generalized_jsd", dtype=None):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
-        self.beta = validate_beta(beta)
+        self.beta = check_number(
+            beta, "beta", example=0.5, above=0.0, below=1.0, note="beta=0.5 is the symmetric Jensen-Shannon divergence."
+        )
 
     def call(self, y_true, y_pred):
         return generalized_jsd(y_true, y_pred, beta=self.beta, temperature=self.temperature)

@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.feature_loss import FeatureLoss
-from keras_distill.losses.feature_loss import describe
-from keras_distill.losses.feature_loss import resolve_data_format
+from keras_distill.losses.base import FeatureLoss
+from keras_distill.losses.base import describe
+from keras_distill.losses.base import resolve_data_format
 
 
 def fsp_matrix(feature_a, feature_b, data_format=None):

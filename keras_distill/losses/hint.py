@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.feature_loss import FeatureLoss
+from keras_distill.losses.base import FeatureLoss
 
 
 def hint_loss(teacher_features, student_features):

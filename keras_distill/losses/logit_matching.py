@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.distillation_loss import DistillationLoss
+from keras_distill.losses.base import DistillationLoss
 
 
 def logit_matching(teacher_logits, student_logits, *, center=True):

@@ -1,11 +1,16 @@
-"""Resolves the `distillation_loss` argument of the distillers."""
+"""Names of the losses: the `distillation_loss` and `feature_loss` arguments."""
 
 import keras
 
-from keras_distill.losses.distillation_loss import DistillationLoss
+from keras_distill.losses.attention_transfer import AttentionTransfer
+from keras_distill.losses.cosine_distance import CosineDistance
 from keras_distill.losses.divergences import GeneralizedJSD
 from keras_distill.losses.divergences import SoftTargetReverseKL
+from keras_distill.losses.fsp import FSPLoss
+from keras_distill.losses.hint import HintLoss
 from keras_distill.losses.logit_matching import LogitMatching
+from keras_distill.losses.relational import RKDAngle
+from keras_distill.losses.relational import RKDDistance
 from keras_distill.losses.soft_targets import SoftTargetCrossEntropy
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 
@@ -21,8 +26,20 @@ ALIASES = {
     "soft_target_reverse_kl": SoftTargetReverseKL,
     "jsd": GeneralizedJSD,
     "generalized_jsd": GeneralizedJSD,
-    "mse": LogitMatching,
     "logit_matching": LogitMatching,
+}
+
+FEATURE_ALIASES = {
+    "hint": HintLoss,
+    "fsp": FSPLoss,
+    "attention_transfer": AttentionTransfer,
+    "at": AttentionTransfer,
+    "rkd_distance": RKDDistance,
+    "rkd_angle": RKDAngle,
+    "mse": keras.losses.MeanSquaredError,
+    "cosine_similarity": keras.losses.CosineSimilarity,
+    "cosine_distance": CosineDistance,
+    "cosine": CosineDistance,
 }
 
 
@@ -49,6 +66,12 @@ def get(identifier):
                 f"distillation_loss={identifier!r}. Expected one of "
                 f"{sorted(ALIASES)}, a keras_distill.losses object or a "
                 "keras.losses.Loss instance such as keras.losses.KLDivergence()."
+                + (
+                    " For Ba & Caruana's mean squared error between the models' "
+                    "logits, use distillation_loss='logit_matching'."
+                    if identifier.lower() == "mse"
+                    else ""
+                )
             )
         return loss_class()
     if callable(identifier):
@@ -91,6 +114,18 @@ class FunctionLoss(keras.losses.Loss):
         }
 
 
-def is_logit_loss(loss):
-    """Whether `loss` takes logits (a keras_distill loss) or probabilities."""
-    return isinstance(loss, DistillationLoss)
+def get_feature_loss(identifier):
+    """A `keras.losses.Loss` from a name in `FEATURE_ALIASES`, a loss
+    instance or a serialized loss."""
+    if isinstance(identifier, keras.losses.Loss):
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str) and identifier.lower() in FEATURE_ALIASES:
+        return FEATURE_ALIASES[identifier.lower()]()
+    raise ValueError(
+        f"Unknown `feature_loss`. Received: feature_loss={identifier!r}. "
+        f"Expected one of {sorted(FEATURE_ALIASES)} or a keras.losses.Loss "
+        "instance taking (teacher_features, student_features), e.g. "
+        "keras_distill.losses.AttentionTransfer()."
+    )

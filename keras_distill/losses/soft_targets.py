@@ -4,8 +4,9 @@ between temperature-softened teacher and student distributions."""
 import keras
 from keras import ops
 
-from keras_distill.losses.distillation_loss import DistillationLoss
-from keras_distill.losses.distillation_loss import soften
+from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import kl_from_log_probs
+from keras_distill.losses.base import tempered
 
 
 def soft_target_kl_divergence(teacher_logits, student_logits, *, temperature=1.0):
@@ -23,13 +24,7 @@ def soft_target_kl_divergence(teacher_logits, student_logits, *, temperature=1.0
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    teacher_log_probs = soften(teacher_logits, temperature)
-    student_log_probs = soften(student_logits, temperature)
-    divergence = ops.sum(
-        ops.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs),
-        axis=-1,
-    )
-    return ops.square(ops.cast(temperature, "float32")) * divergence
+    return tempered(kl_from_log_probs, teacher_logits, student_logits, temperature)
 
 
 def soft_target_cross_entropy(teacher_logits, student_logits, *, temperature=1.0):
@@ -46,10 +41,11 @@ def soft_target_cross_entropy(teacher_logits, student_logits, *, temperature=1.0
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    teacher_probs = ops.exp(soften(teacher_logits, temperature))
-    student_log_probs = soften(student_logits, temperature)
-    cross_entropy = -ops.sum(teacher_probs * student_log_probs, axis=-1)
-    return ops.square(ops.cast(temperature, "float32")) * cross_entropy
+    return tempered(_cross_entropy, teacher_logits, student_logits, temperature)
+
+
+def _cross_entropy(teacher_log_probs, student_log_probs):
+    return -ops.sum(ops.exp(teacher_log_probs) * student_log_probs, axis=-1)
 
 
 class _SoftTargetLoss(DistillationLoss):
@@ -87,7 +83,8 @@ class SoftTargetKLDivergence(_SoftTargetLoss):
     the loss can be mixed with a hard-label loss at any temperature.
 
     Args:
-        temperature: float > 0. Softmax temperature. Defaults to `1.0`.
+        temperature: float > 0 (or a scalar `keras.Variable`). Softmax
+            temperature. Defaults to `1.0`.
         reduction: Type of reduction, as in `keras.losses.Loss`.
         name: Optional name for the loss instance. Defaults to
             `"soft_target_kl_divergence"`.
@@ -118,7 +115,8 @@ class SoftTargetCrossEntropy(_SoftTargetLoss):
     matches the teacher.
 
     Args:
-        temperature: float > 0. Softmax temperature. Defaults to `1.0`.
+        temperature: float > 0 (or a scalar `keras.Variable`). Softmax
+            temperature. Defaults to `1.0`.
         reduction: Type of reduction, as in `keras.losses.Loss`.
         name: Optional name for the loss instance. Defaults to
             `"soft_target_cross_entropy"`.
@@ -134,3 +132,43 @@ class SoftTargetCrossEntropy(_SoftTargetLoss):
     """
 
     function = staticmethod(soft_target_cross_entropy)
+
+
+@keras.saving.register_keras_serializable(package="keras_distill")
+class SoftenedLoss(DistillationLoss):
+    """Any `keras.losses.Loss` applied to temperature-softened probabilities.
+
+    `loss = T^2 * inner(softmax(y_true / T), softmax(y_pred / T))`, where
+    `y_true` is the teacher's logits and `y_pred` the student's: the
+    keras.io tutorial's `distillation_loss_fn=keras.losses.KLDivergence()`.
+    A distiller wraps a `distillation_loss` that is not a
+    `keras_distill.losses.DistillationLoss` in it. The inner loss's
+    reduction is used; its per-example values come from its `call`.
+
+    Args:
+        loss: A `keras.losses.Loss` taking probabilities, e.g.
+            `keras.losses.KLDivergence()`.
+        temperature: float > 0 (or a scalar `keras.Variable`). Defaults to
+            1.0.
+        name: Optional name. Defaults to the inner loss's.
+    """
+
+    uses_temperature = True
+
+    def __init__(self, loss, temperature=1.0, name=None):
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        super().__init__(temperature=temperature, reduction=loss.reduction, name=name or loss.name)
+        self.loss = loss
+
+    def call(self, y_true, y_pred):
+        def divergence(teacher_log_probs, student_log_probs):
+            values = self.loss.call(ops.exp(teacher_log_probs), ops.exp(student_log_probs))
+            return ops.cast(values, "float32")
+
+        return tempered(divergence, y_true, y_pred, self.temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        return {**config, "loss": keras.saving.serialize_keras_object(self.loss)}

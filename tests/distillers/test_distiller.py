@@ -1,9 +1,18 @@
+"""Distiller: the loss, training, errors, saving, mixed precision, several devices."""
+
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 import keras_distill as kd
+from tests.conftest import BACKEND
+from tests.conftest import make_cnn
 from tests.conftest import make_mlp
 from tests.conftest import make_pair
 from tests.conftest import numpy_kl
@@ -19,6 +28,101 @@ def batch(digits, size=64):
 
 def predict(model, x):
     return ops.convert_to_numpy(model(x, training=False))
+
+
+def compiled(**kwargs):
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer="sgd", **kwargs)
+    return distiller
+
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+TOLERANCE = {"mixed_float16": 0.03, "mixed_bfloat16": 0.06}
+
+
+def _optimizer():
+    optimizer = keras.optimizers.Adam(3e-3)
+    if keras.config.dtype_policy().name == "mixed_float16":
+        # Keras' default dynamic loss scale starts at 2**15 and skips the
+        # steps whose scaled gradients overflow until it has halved enough
+        # (the first epoch's hint loss then lags float32's by 20-50%); start
+        # where it would settle, so the comparison is of precision alone.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**8)
+    return optimizer
+
+
+def _build(kind):
+    teacher = make_cnn("teacher", (8, 16))
+    student = make_cnn("student", (4, 8))
+    if kind == "distiller":
+        model = kd.Distiller(student, teacher)
+        model.compile(optimizer=_optimizer(), loss=CE, alpha=0.5, temperature=4.0)
+    elif kind == "hint":
+        model = kd.HintDistiller(student, teacher, hint_layer="teacher_conv2", guided_layer="student_conv2")
+        model.compile(optimizer=_optimizer(), loss=CE, alpha=0.5, temperature=4.0, hint_weight=0.5)
+    else:
+        model = kd.MutualLearner([student, make_cnn("peer", (8, 8))], temperature=2.0)
+        model.compile(optimizer=_optimizer(), loss=CE)
+    return model
+
+
+def _models(model):
+    if isinstance(model, kd.MutualLearner):
+        return model.peers
+    extra = [model.regressors[0]] if isinstance(model, kd.HintDistiller) else []
+    return [model.student, *model.teachers, *extra]
+
+
+def _run(kind, policy, images, labels, weights=None):
+    keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(0)
+    model = _build(kind)
+    model.evaluate(images[:8], labels[:8], verbose=0)  # builds regressors and slots
+    if weights is not None:
+        for target, values in zip(_models(model), weights):
+            target.set_weights(values)
+    keras.config.set_dtype_policy("float32")
+    evaluation = model.evaluate(images, labels, batch_size=64, verbose=0, return_dict=True)
+    history = model.fit(images, labels, batch_size=32, epochs=4, shuffle=False, verbose=0).history
+    return model, evaluation, history
+
+
+def small_batch(digits):
+    (x, y), _ = digits
+    return x[:64], y[:64]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+CASES = ("distiller", "hint", "mutual")
+
+
+def _run_script(script):
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.distillers.{script}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _assert_same_training(case):
+    single, parallel = case["single"], case["parallel"]
+    assert set(single["history"]) == set(parallel["history"])
+    assert "loss" in single["history"]
+    for key, values in single["history"].items():
+        np.testing.assert_allclose(parallel["history"][key], values, rtol=1e-5, err_msg=key)
+    assert len(single["weights"]) == len(parallel["weights"])
+    for a, b in zip(single["weights"], parallel["weights"]):
+        np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("jit_compile", [False, "auto"])
@@ -276,3 +380,276 @@ def test_jit_compile_on_and_off_train_alike(digits):
         results.append(student.get_weights())
     for on, off in zip(*results):
         np.testing.assert_allclose(on, off, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
+def test_alpha_outside_unit_interval(alpha):
+    with pytest.raises(ValueError, match=rf"Received: alpha={alpha}\. Use e\.g\. alpha=0\.5"):
+        compiled(loss=SCCE, alpha=alpha)
+
+
+def test_alpha_not_a_number():
+    with pytest.raises(TypeError, match="alpha='0.5'"):
+        compiled(loss=SCCE, alpha="0.5")
+
+
+@pytest.mark.parametrize("temperature", [0, -2.0])
+def test_temperature_not_positive(temperature):
+    with pytest.raises(ValueError, match=rf"Received: temperature={temperature}\. Use e\.g\."):
+        compiled(loss=SCCE, temperature=temperature)
+
+
+def test_conflicting_temperatures():
+    with pytest.raises(ValueError, match="Two temperatures"):
+        compiled(loss=SCCE, temperature=2.0, distillation_loss=kd.losses.SoftTargetKLDivergence(temperature=4.0))
+
+
+def test_output_shapes_differ():
+    with pytest.raises(ValueError, match=r"teacher 'teacher' outputs \(batch, 10\) and student 'student' outputs \(batch, 5\)"):
+        kd.Distiller(student=make_mlp(name="student", classes=5), teacher=make_mlp(name="teacher"))
+
+
+def test_single_unit_output():
+    with pytest.raises(ValueError, match="single unit"):
+        kd.Distiller(student=make_mlp(name="student", classes=1), teacher=make_mlp(name="teacher", classes=1))
+
+
+def test_same_model_twice():
+    model = make_mlp(name="model")
+    with pytest.raises(ValueError, match="clone_model"):
+        kd.Distiller(student=model, teacher=model)
+
+
+@pytest.mark.parametrize("argument", ["student", "teacher"])
+def test_not_a_model(argument):
+    models = {"student": make_mlp(name="student"), "teacher": make_mlp(name="teacher")}
+    models[argument] = keras.layers.Dense(10)
+    with pytest.raises(TypeError, match=rf"`{argument}` must be a keras.Model. Received: {argument}="):
+        kd.Distiller(**models)
+
+
+def test_softmax_student():
+    with pytest.raises(ValueError, match="ends in a softmax.*activation=None"):
+        kd.Distiller(student=make_mlp(name="student", softmax=True), teacher=make_mlp(name="teacher"))
+
+
+def test_unknown_distillation_loss_name():
+    with pytest.raises(ValueError, match=r"Unknown `distillation_loss` name. Received: distillation_loss='kld2'"):
+        compiled(loss=SCCE, distillation_loss="kld2")
+
+
+def test_probability_loss_for_the_student():
+    with pytest.raises(ValueError, match="from_logits=True"):
+        compiled(loss=keras.losses.SparseCategoricalCrossentropy())
+
+
+def test_loss_name_is_built_for_logits():
+    distiller = compiled(loss="sparse_categorical_crossentropy")
+    assert distiller._student_loss.from_logits is True
+
+
+def test_no_loss_needs_alpha_zero():
+    with pytest.raises(ValueError, match="alpha=0.0"):
+        compiled(loss=None, alpha=0.5)
+    distiller = compiled(loss=None, alpha=0.0)
+    with pytest.raises(ValueError, match="compiled with loss=None"):
+        distiller.alpha = 0.3
+
+
+def test_both_names_of_an_argument():
+    with pytest.raises(ValueError, match="student_loss_fn"):
+        compiled(loss=SCCE, student_loss_fn=SCCE)
+
+
+def test_loss_weights_refused():
+    with pytest.raises(ValueError, match="loss_weights"):
+        compiled(loss=SCCE, loss_weights=[1.0])
+
+
+def test_labels_missing():
+    distiller = compiled(loss=SCCE)
+    with pytest.raises(ValueError, match=r"no labels \(y=None\)"):
+        distiller.fit(np.zeros((4, 64), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch"])
+def test_before_compile(method):
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    x, y = np.zeros((4, 64), "float32"), np.zeros((4,), "int32")
+    with pytest.raises(ValueError, match=rf"Distiller.{method}\(\) was called before compile\(\)"):
+        getattr(distiller, method)(x, y)
+
+
+def test_subclassed_teacher_shape_checked_at_first_step():
+    class Teacher(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(7)
+
+        def call(self, x):
+            return self.dense(x)
+
+    distiller = kd.Distiller(student=make_mlp(name="student"), teacher=Teacher(name="sub"))
+    distiller.compile(optimizer="sgd", loss=SCCE)
+    weights = [np.copy(w) for w in distiller.student.get_weights()]
+    with pytest.raises(ValueError, match=r"teacher 'sub' outputs \(batch, 7\)"):
+        distiller.fit(np.zeros((8, 64), "float32"), np.zeros(8, "int32"), verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, distiller.student.get_weights()))
+
+
+def test_keras_file_round_trip_keeps_training(digits, tmp_path):
+    (x, y), (x_test, y_test) = digits
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        alpha=0.2,
+        distillation_loss=kd.losses.SoftTargetKLDivergence(temperature=3.0),
+    )
+    distiller.fit(x, y, epochs=1, verbose=0, callbacks=[kd.callbacks.AlphaScheduler(lambda epoch: 0.7)])
+    path = os.path.join(tmp_path, "distiller.keras")
+    distiller.save(path)
+    loaded = keras.saving.load_model(path)
+
+    assert isinstance(loaded, kd.Distiller) and loaded.compiled
+    assert loaded.alpha == 0.7 and loaded.temperature == 3.0
+    assert loaded.teacher.trainable is False
+    assert int(loaded.optimizer.iterations.numpy()) == int(distiller.optimizer.iterations.numpy())
+    np.testing.assert_allclose(loaded.predict(x_test, verbose=0), distiller.predict(x_test, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.evaluate(x_test, y_test, verbose=0), distiller.evaluate(x_test, y_test, verbose=0), rtol=1e-5
+    )
+    # Same weights and optimizer state: one more epoch agrees, with no compile() call.
+    distiller.fit(x, y, epochs=1, shuffle=False, verbose=0)
+    loaded.fit(x, y, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(distiller.student.get_weights(), loaded.student.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_config_round_trip():
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher, teacher_outputs="logits", name="d")
+    restored = kd.Distiller.from_config(distiller.get_config())
+    assert restored.name == "d" and restored.teacher_outputs == "logits"
+    assert [layer.name for layer in restored.student.layers] == [layer.name for layer in student.layers]
+    assert restored.get_config() == distiller.get_config()
+
+
+def test_compile_config_round_trip():
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss="sparse_categorical_crossentropy",
+        distillation_loss=keras.losses.KLDivergence(),
+        alpha=0.25,
+        temperature=6.0,
+    )
+    other = kd.Distiller(student=make_mlp(name="s2"), teacher=make_mlp(name="t2"))
+    other.compile_from_config(distiller.get_compile_config())
+    assert other.alpha == 0.25 and other.temperature == 6.0
+    assert isinstance(other.optimizer, keras.optimizers.SGD)
+    np.testing.assert_allclose(float(other.optimizer.learning_rate.numpy()), 0.05, rtol=1e-6)
+    # A Keras loss on probabilities is softened at the distiller's temperature.
+    assert isinstance(other._distillation_loss, kd.losses.SoftenedLoss)
+    assert isinstance(other._distillation_loss.loss, keras.losses.KLDivergence)
+
+
+def test_student_saves_as_its_own_architecture(digits, tmp_path):
+    (x, y), (x_test, _) = digits
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    distiller.fit(x, y, epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "student.keras")
+    distiller.student.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(student)
+    np.testing.assert_allclose(loaded.predict(x_test, verbose=0), student.predict(x_test, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("kind", ["distiller", "hint", "mutual"])
+def test_mixed_precision_matches_float32(kind, policy, digit_images):
+    (images, labels), _ = digit_images
+    images, labels = images[:256], labels[:256]
+    keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy("float32")
+    initial = _build(kind)
+    initial.evaluate(images[:8], labels[:8], verbose=0)
+    weights = [model.get_weights() for model in _models(initial)]
+    _, reference_eval, reference_history = _run(kind, "float32", images, labels, weights)
+    model, evaluation, history = _run(kind, policy, images, labels, weights)
+
+    compute = "float16" if policy == "mixed_float16" else "bfloat16"
+    first = _models(model)[0]
+    assert first.compute_dtype == compute and first.variable_dtype == "float32"
+    assert keras.backend.standardize_dtype(first(images[:4]).dtype) == compute
+    tolerance = TOLERANCE[policy]
+    for key, value in reference_eval.items():
+        np.testing.assert_allclose(evaluation[key], value, rtol=tolerance, atol=1e-3, err_msg=key)
+    for key, values in reference_history.items():
+        assert np.all(np.isfinite(history[key])), key
+        np.testing.assert_allclose(history[key][-1], values[-1], rtol=tolerance, atol=1e-2, err_msg=key)
+
+
+def test_several_teachers_and_classes_round_trip(digits, tmp_path):
+    x, y = small_batch(digits)
+    student = make_mlp(8, name="student", classes=2)
+    teachers = [make_mlp(16, name="a"), make_mlp(12, name="b")]
+    distiller = kd.Distiller(student, teachers, teacher_weights=[1, 2], teacher_classes=[0, 1])
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy", temperature=4.0)
+    distiller.fit(x, y % 2, epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "multi.keras")
+    distiller.save(path)
+    loaded = keras.saving.load_model(path)
+    assert len(loaded.teachers) == 2 and loaded.teacher_classes == [0, 1]
+    np.testing.assert_allclose(loaded.teacher_weights, [1 / 3, 2 / 3])
+    np.testing.assert_allclose(
+        loaded.evaluate(x, y % 2, verbose=0), distiller.evaluate(x, y % 2, verbose=0), rtol=1e-5
+    )
+    loaded.fit(x, y % 2, epochs=1, verbose=0)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute is TensorFlow's")
+def test_mirrored_strategy_matches_single_device():
+    output = _run_script("mirrored_script")
+    assert output["replicas"] == 2
+    # Mirrored: each variable has one copy per replica.
+    assert all(len(devices) == 2 for devices in output["variable_devices"])
+    for kind in CASES:
+        _assert_same_training(output[kind])
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution runs on JAX")
+def test_keras_distribution_matches_single_device():
+    output = _run_script("data_parallel_script")
+    assert output["replicas"] == 2
+    # DataParallel replicates the kernel on both devices; ModelParallel
+    # splits its columns between them.
+    for sharding in output["kernel_sharding"]:
+        assert sharding["devices"] == 2 and all(axis == "None" for axis in sharding["spec"])
+    assert output["model_parallel_kernel_sharding"] == {"devices": 2, "spec": ["None", "model"]}
+    for kind in CASES + ("distiller_model_parallel",):
+        _assert_same_training(output[kind])
+
+
+def test_a_refused_compile_changes_nothing():
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student, teacher, teacher_top_k=3)
+    with pytest.raises(ValueError, match="top-k KL divergence only"):
+        distiller.compile(optimizer="sgd", loss=SCCE, distillation_loss="reverse_kl", alpha=0.2, temperature=5.0)
+    assert not distiller.compiled and distiller.alpha == 0.5 and distiller.temperature == 2.0
+    with pytest.raises(ValueError, match="before compile"):
+        distiller.fit(np.zeros((4, 64), "float32"), np.zeros((4,), "int32"), verbose=0)
+
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss=SCCE, alpha=0.3, temperature=3.0)
+    optimizer, config = distiller.optimizer, distiller.get_compile_config()
+    for bad in ({"distillation_loss": "jsd"}, {"alpha": 2.0}, {"loss_weights": [1.0]}, {"temperature": -1.0}):
+        with pytest.raises(ValueError):
+            distiller.compile(optimizer="adam", loss=SCCE, **bad)
+        assert distiller.optimizer is optimizer and distiller.get_compile_config() == config
+        assert distiller.alpha == 0.3 and distiller.temperature == 3.0

@@ -2,6 +2,7 @@ import keras
 import pytest
 
 import keras_distill as kd
+from keras_distill.losses import lookup
 
 
 @pytest.mark.parametrize(
@@ -10,7 +11,6 @@ import keras_distill as kd
         ("kl", kd.losses.SoftTargetKLDivergence),
         ("KL_Divergence", kd.losses.SoftTargetKLDivergence),
         ("cross_entropy", kd.losses.SoftTargetCrossEntropy),
-        ("mse", kd.losses.LogitMatching),
         ("logit_matching", kd.losses.LogitMatching),
     ],
 )
@@ -21,6 +21,14 @@ def test_names(name, cls):
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"distillation_loss='kullback'.*'cross_entropy'"):
         kd.losses.get("kullback")
+
+
+def test_mse_names_one_thing_only():
+    # "mse" is keras.losses.MeanSquaredError as a feature loss; as a
+    # distillation loss it would mean centred logit matching, so it is refused.
+    assert type(kd.losses.get_feature_loss("mse")) is keras.losses.MeanSquaredError
+    with pytest.raises(ValueError, match="distillation_loss='mse'.*use distillation_loss='logit_matching'"):
+        kd.losses.get("mse")
 
 
 def test_objects_pass_through_and_functions_are_wrapped():
@@ -35,3 +43,15 @@ def test_objects_pass_through_and_functions_are_wrapped():
 def test_wrong_type():
     with pytest.raises(TypeError, match="distillation_loss=3"):
         kd.losses.get(3)
+
+
+def test_feature_loss_names_and_errors():
+    assert isinstance(kd.losses.get_feature_loss("at"), kd.losses.AttentionTransfer)
+    assert isinstance(kd.losses.get_feature_loss("hint"), kd.losses.HintLoss)
+    assert set(lookup.FEATURE_ALIASES) >= {"fsp", "rkd_distance", "rkd_angle", "mse"}
+    with pytest.raises(ValueError, match="Unknown `feature_loss`.*'nope'"):
+        kd.losses.get_feature_loss("nope")
+    with pytest.raises(ValueError, match="p=0"):
+        kd.losses.AttentionTransfer(p=0)
+    with pytest.raises(ValueError, match="delta=-1"):
+        kd.losses.RKDAngle(delta=-1)

@@ -1,0 +1,55 @@
+"""The private Keras and TensorFlow internals keras_distill relies on.
+
+Every use of a private attribute goes through this module, so that a Keras
+or TensorFlow release that drops one breaks here, in one place, and
+`tests/test_compat.py` names the release. Nothing else in the package reads
+an attribute with a leading underscore of an object it does not own.
+"""
+
+import keras
+
+#: (owner, attribute) of every internal used below, checked by the tests.
+INTERNALS = (
+    ("keras.Model (Functional)", "_run_through_graph"),
+    ("keras.Model (Functional)", "_outputs"),
+    ("keras.KerasTensor", "_keras_history"),
+    ("tf.data.Dataset", "_as_serialized_graph"),
+)
+
+
+def is_graph_model(model):
+    """Whether `model` is a Functional model (a graph of layer calls).
+
+    Keras exposes no public class for it: a Functional model is the one that
+    can run its graph of layer outputs.
+    """
+    return hasattr(model, "_run_through_graph")
+
+
+def producing_layer(tensor):
+    """The layer (or operation) that produced a symbolic `KerasTensor`, or None."""
+    history = getattr(tensor, "_keras_history", None)
+    return history[0] if history else None
+
+
+def symbolic_outputs(model):
+    """A Functional model's output tensors as it was built, in a flat list.
+
+    `model.outputs` is the public spelling; `_outputs` keeps the structure
+    a model built with a dict or nested outputs was given.
+    """
+    outputs = getattr(model, "_outputs", None) or getattr(model, "outputs", None)
+    return list(keras.tree.flatten(outputs)) if outputs else []
+
+
+def dataset_operations(dataset):
+    """The names of every operation in a `tf.data` pipeline's graph, its
+    functions included (`map`, `filter`, ...)."""
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(dataset._as_serialized_graph().numpy())
+    operations = {node.op for node in graph.node}
+    for function in graph.library.function:
+        operations |= {node.op for node in function.node_def}
+    return operations

@@ -1,0 +1,354 @@
+"""Checks of the models and settings handed to a distiller, before training.
+
+One validator per kind of argument. A wrong type is a `TypeError`, a wrong
+value a `ValueError`, and every message says what was received and how to
+fix it. Plain numbers are checked by `keras_distill._validate`.
+"""
+
+import keras
+
+from keras_distill import _compat
+from keras_distill._training import step
+from keras_distill._validate import check_choice
+from keras_distill._validate import check_int
+from keras_distill._validate import check_number
+from keras_distill.losses.soft_targets import SoftTargetKLDivergence
+
+TEACHER_OUTPUTS = ("auto", "logits", "probabilities")
+
+
+def check_model(model, argument):
+    """Raises a `TypeError` unless `model` is a `keras.Model`."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`{argument}` must be a keras.Model. Received: {argument}="
+            f"{model!r} (of type {type(model).__name__}). Pass a Keras model, "
+            "e.g. one built with keras.Sequential or the functional API, or "
+            "one loaded with keras.saving.load_model()."
+        )
+
+
+def check_distinct(models, argument):
+    """Raises a `ValueError` if the same model object appears twice."""
+    seen = {}
+    for index, model in enumerate(models):
+        if id(model) in seen:
+            raise ValueError(
+                f"The same model was passed twice in `{argument}`: position "
+                f"{seen[id(model)]} and {index} are both {model.name!r}. "
+                "Pass distinct models; to distill a model into a copy of "
+                "itself, clone it with keras.models.clone_model()."
+            )
+        seen[id(model)] = index
+
+
+def check_models(models, argument, *, minimum, needs, example):
+    """A list of at least `minimum` distinct `keras.Model`s, for the trainers
+    of several models (`MutualLearner`, `AssistantChain`); `needs` says
+    what the trainer needs, in the error."""
+    if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)) or len(models) < minimum:
+        raise ValueError(f"{needs}. Received: {argument}={models!r}. Pass e.g. {argument}={example}.")
+    for index, model in enumerate(models):
+        check_model(model, f"{argument}[{index}]")
+    check_distinct(models, argument)
+    return list(models)
+
+
+def as_teacher_list(teacher):
+    """`teacher` as a non-empty list of distinct `keras.Model`s."""
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    if not teachers:
+        raise ValueError(
+            "`teacher` is an empty list. Pass a keras.Model, or a list of "
+            "them to distill from several teachers."
+        )
+    for index, model in enumerate(teachers):
+        check_model(model, "teacher" if len(teachers) == 1 else f"teacher[{index}]")
+    check_distinct(teachers, "teacher")
+    return teachers
+
+
+def final_layer(model):
+    """The layer producing a model's single output, or None where it cannot
+    be known without running the model (subclassed, several outputs)."""
+    if isinstance(model, keras.Sequential):
+        return model.layers[-1] if model.layers else None
+    outputs = _compat.symbolic_outputs(model)
+    if len(outputs) != 1:
+        return None
+    return _compat.producing_layer(outputs[0])
+
+
+def ends_with_softmax(model):
+    """Whether the model's output is a softmax (probabilities, not logits)."""
+    layer = final_layer(model)
+    while isinstance(layer, keras.Model):
+        layer = final_layer(layer)
+    if layer is None:
+        return False
+    if type(layer).__name__ == "Softmax":
+        return True
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax"
+
+
+def output_kind(model, teacher_outputs):
+    """`"logits"` or `"probabilities"`: `teacher_outputs`, or with "auto"
+    what the teacher's last layer says (a softmax means probabilities)."""
+    check_choice(teacher_outputs, "teacher_outputs", TEACHER_OUTPUTS)
+    if teacher_outputs != "auto":
+        return teacher_outputs
+    return "probabilities" if ends_with_softmax(model) else "logits"
+
+
+def check_student(student):
+    check_model(student, "student")
+    if ends_with_softmax(student):
+        raise ValueError(
+            f"The student {student.name!r} ends in a softmax, so it outputs "
+            "probabilities, but distillation needs its logits. Build the "
+            "student's last layer without activation (activation=None), "
+            "use from_logits=True in its loss, and add "
+            "keras.layers.Softmax() after distillation if you need "
+            "probabilities at serving time."
+        )
+
+
+def output_shape(model):
+    """The static output shape of a single-output model, or None if unknown."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        return None
+    if len(outputs) != 1:
+        raise ValueError(
+            f"Model {model.name!r} has {len(outputs)} outputs. Expected one "
+            "output of logits of shape (batch, ..., num_classes). Wrap the "
+            "model so that it returns only its logits, e.g. "
+            "keras.Model(model.input, model.outputs[0])."
+        )
+    return tuple(outputs[0].shape)
+
+
+def check_logit_shapes(teacher_shape, student_shape, teacher_name, student_name):
+    """Raises a `ValueError` when the two logit shapes cannot be compared."""
+    if teacher_shape is None or student_shape is None:
+        return
+    teacher_shape = tuple(teacher_shape)[1:]
+    student_shape = tuple(student_shape)[1:]
+    compatible = len(teacher_shape) == len(student_shape) and all(
+        t is None or s is None or t == s for t, s in zip(teacher_shape, student_shape)
+    )
+    if not compatible:
+        raise ValueError(
+            "Teacher and student outputs must have the same shape. Received: "
+            f"teacher {teacher_name!r} outputs (batch, "
+            f"{', '.join(map(str, teacher_shape))}) and student "
+            f"{student_name!r} outputs (batch, "
+            f"{', '.join(map(str, student_shape))}). Give the student the "
+            "teacher's number of classes."
+        )
+    if student_shape and student_shape[-1] == 1:
+        raise ValueError(
+            "The models output a single unit per example (shape (batch, 1)): "
+            "a softmax over one class is constant, so there is nothing to "
+            "distill. For binary classification give both models 2 output "
+            "logits and use SparseCategoricalCrossentropy(from_logits=True)."
+        )
+
+
+def check_teacher_shapes(teachers, student_shape, student_name, teacher_classes, teacher_shapes=None):
+    """Checks every teacher's output (after `teacher_classes`) against the
+    student's. `teacher_shapes` defaults to the models' static shapes."""
+    if teacher_shapes is None:
+        teacher_shapes = [output_shape(model) for model in teachers]
+    for model, shape in zip(teachers, teacher_shapes):
+        check_logit_shapes(
+            check_teacher_classes(teacher_classes, shape, student_shape, model.name),
+            student_shape,
+            model.name,
+            student_name,
+        )
+
+
+def normalize_teacher_weights(teacher_weights, count):
+    """Weights that sum to 1, one per teacher; `None` gives equal weights."""
+    if teacher_weights is None:
+        return [1.0 / count] * count
+    example = [1.0] * count
+    if not isinstance(teacher_weights, (list, tuple)) or len(teacher_weights) != count:
+        raise ValueError(
+            f"`teacher_weights` must be a list of {count} numbers >= 0, one "
+            f"per teacher. Received: teacher_weights={teacher_weights!r}. "
+            f"Use e.g. teacher_weights={example}."
+        )
+    weights = [
+        check_number(weight, f"teacher_weights[{index}]", example=1.0, at_least=0)
+        for index, weight in enumerate(teacher_weights)
+    ]
+    if sum(weights) <= 0:
+        raise ValueError(
+            f"`teacher_weights` must have a positive sum. Received: "
+            f"teacher_weights={teacher_weights!r}. Use e.g. teacher_weights={example}."
+        )
+    return [weight / sum(weights) for weight in weights]
+
+
+def check_teacher_classes(teacher_classes, teacher_shape, student_shape, teacher_name):
+    """Validates `teacher_classes` against the two output shapes; returns the
+    teacher's output shape after the selection."""
+    if teacher_classes is None:
+        return teacher_shape
+    classes = list(teacher_classes) if isinstance(teacher_classes, (list, tuple)) else None
+    if not classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise ValueError(
+            "`teacher_classes` must be a non-empty list of class indices of "
+            f"the teacher, in the student's class order. Received: "
+            f"teacher_classes={teacher_classes!r}. Use e.g. teacher_classes=[3, 5, 7]."
+        )
+    if len(set(classes)) != len(classes):
+        raise ValueError(
+            f"`teacher_classes` repeats a class: {classes}. Each student class "
+            "maps to one distinct teacher class."
+        )
+    if teacher_shape is not None and teacher_shape[-1] is not None:
+        bad = [c for c in classes if not 0 <= c < teacher_shape[-1]]
+        if bad:
+            raise ValueError(
+                f"`teacher_classes` {bad} out of range: teacher {teacher_name!r} "
+                f"has {teacher_shape[-1]} classes (indices 0 to "
+                f"{teacher_shape[-1] - 1}). Received: teacher_classes={classes}."
+            )
+    if student_shape is not None and student_shape[-1] not in (None, len(classes)):
+        raise ValueError(
+            f"`teacher_classes` has {len(classes)} entries but the student "
+            f"outputs {student_shape[-1]} classes. Give one teacher class "
+            "index per student class, in the student's order."
+        )
+    if teacher_shape is None:
+        return None
+    return tuple(teacher_shape[:-1]) + (len(classes),)
+
+
+def check_top_k(top_k, *, argument="teacher_top_k", teacher_count=1, teacher_classes=None, classes=None, loss=None):
+    """The one check of top-k teacher outputs: an int k between 1 and the
+    number of classes (where known), one teacher over the student's own
+    classes, distilled with the KL divergence (the only loss that takes
+    top-k targets; `loss` is the compiled one, or None before `compile`)."""
+    if top_k is None:
+        return None
+    top_k = check_int(
+        top_k,
+        argument,
+        example=64,
+        at_least=1,
+        at_most=classes,
+        note=f"It must be between 1 and the number of classes ({classes}); None keeps the dense outputs.",
+    )
+    if teacher_count > 1 or teacher_classes is not None:
+        raise ValueError(
+            f"`{argument}` works with one teacher over the student's own "
+            f"classes. Received {teacher_count} teacher(s) and teacher_classes="
+            f"{teacher_classes!r}. Drop {argument}, or distill from one teacher."
+        )
+    if loss is not None and not isinstance(loss, SoftTargetKLDivergence):
+        raise ValueError(
+            f"Top-k teacher outputs are distilled with the top-k KL divergence "
+            f"only. Received: distillation_loss={type(loss).__name__}. Compile "
+            "with distillation_loss='kl', or use dense teacher outputs "
+            "(teacher_top_k=None, or a cache without top_k) for other losses."
+        )
+    return top_k
+
+
+def is_dataset(x):
+    """Whether `x` is a `tf.data.Dataset` (without importing TensorFlow)."""
+    module = type(x).__module__ or ""
+    return module.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def uses_cached_outputs(x, y=None):
+    """Whether the data handed to `fit` / `evaluate` carries cached logits."""
+    if y is not None:
+        return step.is_cached_target(y)
+    if is_dataset(x):
+        spec = x.element_spec
+        return isinstance(spec, tuple) and len(spec) > 1 and step.is_cached_target(spec[1])
+    return False
+
+
+def check_cached_outputs(x, y, teachers, teacher_classes, loss):
+    """Checks cached teacher outputs in `fit` / `evaluate` data against a
+    distiller's teachers and compiled distillation loss, before any step."""
+    if not uses_cached_outputs(x, y):
+        return
+    cached = x.element_spec[1][step.TEACHER_LOGITS] if y is None else y[step.TEACHER_LOGITS]
+    if isinstance(cached, dict):
+        k = cached[step.TOP_K_INDICES].shape[-1]
+        check_top_k(k, argument="top_k", teacher_count=len(teachers), teacher_classes=teacher_classes, loss=loss)
+        return
+    cached_shape = tuple(cached.shape)
+    count = len(teachers)
+    teacher_shape = output_shape(teachers[0])
+    if teacher_shape is None:
+        return
+    expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
+    if len(cached_shape) != len(expected) or any(
+        e is not None and c is not None and c != e for c, e in zip(cached_shape, expected)
+    ):
+        raise ValueError(
+            f"The cached teacher logits have shape {cached_shape}, but this "
+            f"distiller's {count} teacher(s) give {expected} (None: any "
+            "number of examples). Compute them with keras_distill."
+            "precompute_teacher_outputs(distiller.teacher, x) for the same "
+            "teacher(s), in the same order."
+        )
+
+
+def normalize_pairs(pairs):
+    """`pairs` as a list of `(teacher_spec, student_spec)`, each spec a layer
+    name or a tuple of names."""
+    if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and all(isinstance(side, str) for side in pairs):
+        pairs = [pairs]
+    if not isinstance(pairs, (tuple, list)) or not pairs:
+        raise ValueError(
+            "`pairs` must be a non-empty list of (teacher_layer, "
+            f"student_layer) pairs. Received: pairs={pairs!r}. Use e.g. "
+            "pairs=[('teacher_block2', 'student_block2')]."
+        )
+    normalized = []
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(
+                "Each entry of `pairs` must be a (teacher_layer, "
+                f"student_layer) pair. Received: {pair!r} in pairs={pairs!r}."
+            )
+        normalized.append(tuple(_layer_spec(side, pair) for side in pair))
+    return normalized
+
+
+def _layer_spec(side, pair):
+    if isinstance(side, str):
+        return side
+    if isinstance(side, (tuple, list)) and side and all(isinstance(name, str) for name in side):
+        return tuple(side)
+    raise ValueError(
+        "Each side of a pair must be a layer name or a tuple of layer names. "
+        f"Received: {side!r} in the pair {pair!r}."
+    )
+
+
+def normalize_pair_weights(pair_weights, count):
+    """One float >= 0 per pair; `None` gives `1 / count` each."""
+    if pair_weights is None:
+        return [1.0 / count] * count
+    if not isinstance(pair_weights, (list, tuple)):
+        pair_weights = [pair_weights]
+    if len(pair_weights) != count:
+        raise ValueError(
+            f"`pair_weights` must be {count} number(s) >= 0, one per pair. "
+            f"Received: pair_weights={list(pair_weights)!r}."
+        )
+    return [
+        check_number(weight, f"pair_weights[{index}]", example=1.0, at_least=0)
+        for index, weight in enumerate(pair_weights)
+    ]

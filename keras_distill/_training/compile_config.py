@@ -1,0 +1,128 @@
+"""What a distiller's `compile` resolves, and how it is saved.
+
+- the hard-label loss of a student that outputs logits;
+- the distillation loss, built to read the distiller's temperature variable;
+- `get_compile_config` / `compile_from_config` for trainers whose `compile`
+  takes more than `keras.Model.compile` does, so that a model loaded from a
+  `.keras` file comes back compiled and trains on.
+"""
+
+import keras
+
+from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.lookup import FunctionLoss
+from keras_distill.losses.soft_targets import SoftenedLoss
+
+# Names whose Keras default (from_logits=False) would be wrong on logits.
+_FROM_LOGITS_CLASSES = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+}
+
+
+def resolve_hard_loss(loss):
+    """A `keras.losses.Loss` for the student's logits, or None.
+
+    A cross-entropy given by name is built with `from_logits=True`, since a
+    distiller's student outputs logits; a loss object built with
+    `from_logits=False` is refused rather than silently applied to logits.
+    """
+    if loss is None:
+        return None
+    if isinstance(loss, str):
+        loss_class = _FROM_LOGITS_CLASSES.get(loss.lower())
+        if loss_class is not None:
+            return loss_class(from_logits=True)
+        loss = keras.losses.get(loss)
+    if isinstance(loss, dict):
+        loss = keras.saving.deserialize_keras_object(loss)
+    if isinstance(loss, keras.losses.Loss):
+        if getattr(loss, "from_logits", None) is False:
+            raise ValueError(
+                f"The student loss {type(loss).__name__} was built with "
+                "from_logits=False, so it expects probabilities, but the "
+                "student outputs logits. Received: loss="
+                f"{type(loss).__name__}(from_logits=False). Use "
+                f"keras.losses.{type(loss).__name__}(from_logits=True)."
+            )
+        return loss
+    if callable(loss):
+        return FunctionLoss(loss)
+    raise TypeError(
+        "`loss` must be a keras.losses.Loss, a loss name or a function. "
+        f"Received: loss={loss!r} (of type {type(loss).__name__}). Use e.g. "
+        "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)."
+    )
+
+
+def build_distillation_loss(loss, temperature):
+    """The distiller's own copy of `loss` (a resolved `distillation_loss`),
+    reading `temperature`, the distiller's variable.
+
+    A `keras_distill.losses.DistillationLoss` takes logits and is rebuilt
+    from its config with the variable as its temperature (the user's object
+    is not changed); any other Keras loss takes probabilities and is wrapped
+    in `keras_distill.losses.SoftenedLoss`, which softens both models'
+    logits and applies T^2, as in the keras.io tutorial.
+    """
+    if not isinstance(loss, DistillationLoss):
+        return SoftenedLoss(loss, temperature=temperature)
+    if not loss.uses_temperature:
+        return loss
+    return type(loss).from_config({**loss.get_config(), "temperature": temperature})
+
+
+def pick(name, value, alias, alias_value):
+    """`value`, or the keras.io tutorial's `alias` for it; not both."""
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise ValueError(
+            f"Both `{name}` and `{alias}` were given to compile(). `{alias}` "
+            f"is the keras.io tutorial's name for `{name}`: pass only one."
+        )
+    return alias_value
+
+
+def serialize_model(model):
+    """A model's config without its own compile config: a distiller's
+    optimizer trains it, and a teacher's optimizer is never used."""
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return config
+
+
+class CompileConfigMixin:
+    """`get_compile_config` / `compile_from_config` for a `keras.Model` whose
+    `compile` takes keyword arguments of its own.
+
+    `compile` calls `_remember_compile_arguments(loss=..., alpha=..., ...)`
+    once it has validated them; the optimizer is saved with its state.
+    Subclasses say in `_models_built()` whether the optimizer's slots can be
+    built at load time (so that the saved ones load).
+    """
+
+    _compile_arguments = None
+
+    def _remember_compile_arguments(self, **arguments):
+        self._compile_arguments = arguments
+
+    def _models_built(self):
+        return self.built
+
+    def get_compile_config(self):
+        if not self.compiled or self._compile_arguments is None:
+            return {}
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "optimizer": serialize(self.optimizer),
+            **{key: serialize(value) for key, value in self._compile_arguments.items()},
+        }
+
+    def compile_from_config(self, config):
+        config = {key: keras.saving.deserialize_keras_object(value) for key, value in config.items()}
+        self.compile(**config)
+        if self._models_built():
+            self.optimizer.build(self.trainable_variables)
+

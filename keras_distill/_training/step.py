@@ -1,0 +1,214 @@
+"""What one distillation step computes besides the losses themselves.
+
+- Teacher targets: the teachers' outputs (live, or cached by
+  `keras_distill.precompute_teacher_outputs`) turned into float32 logits
+  of the student's classes (probabilities back to logits, class subsets,
+  the mixture of several teachers) or into packed top-k targets.
+- Token weights: for outputs with a time axis, per-token weights so that a
+  Keras loss's batch mean is the mean over real (unpadded) tokens.
+- Replica scaling and the student's own regularization losses.
+
+Every function takes and returns tensors (`keras.ops`), inside the step.
+"""
+
+import collections
+
+import keras
+from keras import ops
+
+from keras_distill.losses.top_k_divergence import pack_top_k
+from keras_distill.losses.top_k_divergence import top_k_teacher
+
+# Keys of the target `keras_distill.with_teacher_outputs` packs for `fit`.
+LABELS = "labels"
+TEACHER_LOGITS = "teacher_logits"
+TOP_K_INDICES = "top_k_indices"
+TOP_K_LOG_PROBS = "top_k_log_probs"
+# log() of probabilities that underflowed to 0 in float32.
+LOG_FLOOR = 1e-30
+PADDING_MASK = "padding_mask"
+
+#: What the distillation loss compares with the student: `values` is float32
+#: logits `(..., classes)`, or with `top_k` the packed `(..., 2k)` targets of
+#: `keras_distill.losses.pack_top_k`.
+Targets = collections.namedtuple("Targets", ["values", "top_k"])
+
+
+def is_cached_target(y):
+    """Whether `y` came from `keras_distill.with_teacher_outputs`."""
+    return isinstance(y, dict) and TEACHER_LOGITS in y and set(y) <= {LABELS, TEACHER_LOGITS}
+
+
+def split_target(y):
+    """`(labels, cached teacher outputs)`; the second is None for plain labels."""
+    if is_cached_target(y):
+        return y.get(LABELS), y[TEACHER_LOGITS]
+    return y, None
+
+
+def as_logits(outputs, kind):
+    """A teacher's outputs as float32 logits: `log p` for probabilities,
+    which is exact for every temperature (`softmax(log(p) / T)` is the
+    tempered distribution). Works on tensors and NumPy arrays."""
+    outputs = ops.cast(outputs, "float32")
+    if kind == "probabilities":
+        outputs = ops.log(ops.maximum(outputs, LOG_FLOOR))
+    return outputs
+
+
+class TeacherTargets:
+    """Turns a distiller's teacher outputs into its loss's targets.
+
+    One instance per distiller holds what the targets depend on, so that
+    the live teacher, the cached outputs and every distiller build them the
+    same way.
+
+    Args:
+        kinds: `"logits"` or `"probabilities"`, one per teacher.
+        temperature: The distiller's temperature variable (several teachers
+            are mixed at the temperature of the loss).
+        weights: One weight per teacher, summing to 1.
+        classes: Teacher class indices of the student's classes, or None.
+        top_k: None, or k: the targets are the teacher's top k classes.
+    """
+
+    def __init__(self, kinds, temperature, *, weights=None, classes=None, top_k=None):
+        self.kinds = list(kinds)
+        self.temperature = temperature
+        self.weights = weights or [1.0 / len(self.kinds)] * len(self.kinds)
+        self.classes = classes
+        self.top_k = top_k
+
+    def logits(self, outputs, kinds=None):
+        """The teachers' outputs (a list, one per teacher) as one tensor of
+        float32 logits of the student's classes, without gradient: the
+        mixture for several teachers, dense even with `top_k`."""
+        kinds = kinds or self.kinds
+        logits = [select_classes(as_logits(output, kind), self.classes) for output, kind in zip(outputs, kinds)]
+        logits = logits[0] if len(logits) == 1 else mixture_logits(logits, self.weights, self.temperature)
+        return ops.stop_gradient(logits)
+
+    def from_outputs(self, outputs):
+        """Targets from the live teachers' outputs (a list, one per teacher)."""
+        return self._from_logits(self.logits(outputs))
+
+    def from_cache(self, cached):
+        """Targets from a batch of cached outputs: logits of shape `(batch,
+        ..., classes)`, `(batch, teachers, classes)` for several teachers, or
+        the top-k dict."""
+        if isinstance(cached, dict):
+            packed = pack_top_k(cached[TOP_K_INDICES], cached[TOP_K_LOG_PROBS])
+            return Targets(ops.stop_gradient(packed), top_k=True)
+        count = len(self.kinds)
+        outputs = [cached] if count == 1 else [cached[:, index] for index in range(count)]
+        return self._from_logits(self.logits(outputs, kinds=["logits"] * count))
+
+    def _from_logits(self, logits):
+        if self.top_k is None:
+            return Targets(logits, top_k=False)
+        return Targets(ops.stop_gradient(pack_top_k(*top_k_teacher(logits, self.top_k))), top_k=True)
+
+
+def select_classes(logits, classes):
+    """The teacher logits of the student's classes, in the student's order.
+    The temperature softmax of the distillation loss renormalizes them."""
+    if classes is None:
+        return logits
+    return ops.take(logits, ops.convert_to_tensor(classes, "int32"), axis=-1)
+
+
+def mixture_logits(teacher_logits, teacher_weights, temperature):
+    """Logits whose temperature softmax is the teachers' weighted mixture.
+
+    `T * log(sum_k w_k softmax(z_k / T))`: softening them at `T`, as every
+    temperature loss does, gives back the mixture exactly.
+    """
+    temperature = ops.cast(temperature, "float32")
+    log_probs = ops.stack(
+        [ops.log_softmax(logits / temperature, axis=-1) for logits in teacher_logits], axis=0
+    )
+    log_weights = ops.log(ops.convert_to_tensor(teacher_weights, "float32"))
+    log_weights = ops.reshape(log_weights, (-1,) + (1,) * (len(log_probs.shape) - 1))
+    return temperature * ops.logsumexp(log_probs + log_weights, axis=0)
+
+
+def padding_mask(x):
+    """`x["padding_mask"]` for keras-hub style dict inputs, else None."""
+    if isinstance(x, dict) and PADDING_MASK in x:
+        return x[PADDING_MASK]
+    return None
+
+
+def token_weights(x, student_logits, sample_weight):
+    """Per-token weights for the losses and for the metrics.
+
+    Returns `(loss_weights, metric_weights)`. For outputs without a time
+    axis both are `sample_weight`. For `(batch, sequence, classes)` outputs
+    `metric_weights` is padding mask x sample weight (broadcast per token;
+    a per-token weight of 0 is padding too), and `loss_weights` is the same
+    scaled by `tokens / real tokens`, so that a Keras loss's
+    `sum_over_batch_size` mean becomes the mean over real tokens.
+    """
+    if len(student_logits.shape) < 3:
+        return sample_weight, sample_weight
+    mask = padding_mask(x)
+    token_shape = ops.shape(student_logits)[:2]
+    weights = ops.ones(token_shape, "float32")
+    if mask is not None:
+        weights = weights * ops.cast(mask, "float32")
+    if sample_weight is not None:
+        sample_weight = ops.cast(sample_weight, "float32")
+        per_token = len(sample_weight.shape) >= 2
+        if not per_token:
+            sample_weight = ops.expand_dims(sample_weight, -1)
+        weights = weights * sample_weight
+        if per_token:
+            nonzero = ops.cast(ops.not_equal(sample_weight, 0), "float32")
+            mask = nonzero if mask is None else ops.cast(mask, "float32") * nonzero
+    if mask is None:
+        return weights, weights
+    total = ops.cast(token_shape[0] * token_shape[1], "float32")
+    real = ops.sum(ops.cast(mask, "float32"))
+    return weights * ops.divide_no_nan(total, real), weights
+
+
+def replicas_in_sync():
+    """Number of replicas of the current `tf.distribute` strategy, else 1.
+
+    Keras' own losses divide a batch mean by it, so that the gradients
+    summed over replicas equal the single-device gradient; a term built
+    from raw ops must be divided the same way, and every tracked metric
+    multiplied back.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def unscale(value):
+    """A per-replica loss term as a metric: multiplied by the replicas."""
+    replicas = replicas_in_sync()
+    if replicas == 1:
+        return value
+    return ops.multiply(value, ops.cast(replicas, value.dtype))
+
+
+def regularization_loss(losses, teacher_losses):
+    """The sum of `losses` that are not `teacher_losses`, in float32.
+
+    Losses are told apart by identity: a teacher with an activity
+    regularizer adds losses when it runs, and they must not train the
+    student. Divided by the replicas in sync, like the Keras losses.
+    """
+    own = [
+        ops.cast(ops.sum(loss), "float32")
+        for loss in losses
+        if not any(loss is other for other in teacher_losses)
+    ]
+    if not own:
+        return ops.zeros((), dtype="float32")
+    total = ops.sum(ops.stack(own))
+    replicas = replicas_in_sync()
+    return total if replicas == 1 else total / replicas

@@ -1,0 +1,215 @@
+"""Teacher targets (mixtures, class subsets, top-k) and token weights, through the Distiller."""
+
+import keras
+import numpy as np
+from keras import ops
+
+import keras_distill as kd
+from tests.conftest import LENGTH
+from tests.conftest import VOCABULARY
+from tests.conftest import causal_lm
+from tests.conftest import log_softmax
+from tests.conftest import make_mlp
+from tests.conftest import masked_mean
+from tests.conftest import numpy_kl
+from tests.conftest import numpy_sparse_ce
+from tests.conftest import numpy_top_k_kl
+from tests.conftest import token_batch
+from tests.conftest import token_model
+
+
+def logits(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def small_batch(digits):
+    (x, y), _ = digits
+    return x[:64], y[:64]
+
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def predict(model, x):
+    return ops.convert_to_numpy(model(x))
+
+
+def test_several_teachers_distill_their_weighted_mixture(digits):
+    x, _ = small_batch(digits)
+    student = make_mlp(8, name="student")
+    first, second = make_mlp(16, name="first"), make_mlp(24, name="second", softmax=True)
+    distiller = kd.Distiller(student, [first, second], teacher_weights=[3, 1])
+    distiller.compile(optimizer="sgd", loss=None, alpha=0.0, temperature=2.0)
+    soft_first = np.exp(log_softmax(logits(first, x) / 2.0))
+    soft_second = np.exp(log_softmax(np.log(logits(second, x)) / 2.0))
+    mixture = 0.75 * soft_first + 0.25 * soft_second
+    expected = 4.0 * np.sum(mixture * (np.log(mixture) - log_softmax(logits(student, x) / 2.0)), axis=-1).mean()
+    logs = distiller.evaluate(x, batch_size=len(x), verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+    assert distiller.teacher_outputs == ["logits", "probabilities"]
+    before = [w.copy() for model in (first, second) for w in model.get_weights()]
+    distiller.fit(x, epochs=1, verbose=0)
+    after = [w for model in (first, second) for w in model.get_weights()]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_teacher_classes_select_and_renormalize(digits):
+    x, y = small_batch(digits)
+    student, teacher = make_mlp(8, name="student", classes=3), make_mlp(16, name="teacher")
+    distiller = kd.Distiller(student, teacher, teacher_classes=[7, 2, 5])
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", alpha=0.0, temperature=3.0)
+    expected = numpy_kl(logits(teacher, x)[:, [7, 2, 5]], logits(student, x), 3.0).mean()
+    logs = distiller.evaluate(x, y % 3, batch_size=len(x), verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-5)
+
+
+def test_loss_is_the_mean_over_real_tokens():
+    x, labels, mask = token_batch()
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="sgd", loss=CE, weighted_metrics=["accuracy"], alpha=0.3, temperature=2.0)
+    logs = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    student_logits, teacher_logits = predict(student, x), predict(teacher, x)
+    hard = masked_mean(numpy_sparse_ce(labels.ravel(), student_logits.reshape(-1, VOCABULARY)).reshape(8, LENGTH), mask)
+    soft = masked_mean(numpy_kl(teacher_logits, student_logits, 2.0), mask)
+    np.testing.assert_allclose(logs["student_loss"], hard, rtol=1e-5)
+    np.testing.assert_allclose(logs["distillation_loss"], soft, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(logs["loss"], 0.3 * hard + 0.7 * soft, rtol=1e-5)
+    accuracy = masked_mean(np.argmax(student_logits, -1) == labels, mask)
+    np.testing.assert_allclose(logs["accuracy"], accuracy, rtol=1e-5)
+
+
+def test_padded_positions_do_not_count():
+    x, labels, mask = token_batch()
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
+    before = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    changed = dict(x, token_ids=np.where(mask, x["token_ids"], (x["token_ids"] + 5) % VOCABULARY).astype("int32"))
+    changed_labels = np.where(mask, labels, (labels + 3) % VOCABULARY)
+    # Both models' logits at padded positions really change.
+    assert not np.allclose(predict(student, changed)[~mask], predict(student, x)[~mask])
+    assert not np.allclose(predict(teacher, changed)[~mask], predict(teacher, x)[~mask])
+    after = distiller.evaluate(changed, changed_labels, batch_size=8, verbose=0, return_dict=True)
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-6, err_msg=key)
+    # Without the mask, the same change moves the loss.
+    unmasked = dict(changed, padding_mask=np.ones_like(mask))
+    moved = distiller.evaluate(unmasked, changed_labels, batch_size=8, verbose=0, return_dict=True)
+    assert abs(moved["distillation_loss"] - before["distillation_loss"]) > 1e-4
+
+
+def test_per_token_sample_weight_is_a_mask_too():
+    x, labels, mask = token_batch()
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
+    masked = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    full = dict(x, padding_mask=np.ones_like(mask))
+    weighted = distiller.evaluate(full, labels, sample_weight=mask.astype("float32"), batch_size=8, verbose=0, return_dict=True)
+    for key in masked:
+        np.testing.assert_allclose(weighted[key], masked[key], rtol=1e-5, err_msg=key)
+
+
+def test_training_on_tokens_leaves_the_teacher_alone():
+    x, labels, _ = token_batch(32)
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="adam", loss=CE, alpha=0.5, distillation_loss="reverse_kl")
+    history = distiller.fit(x, labels, batch_size=8, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    for before, after in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(after, before)
+
+
+def test_top_k_in_the_distiller_live_and_cached():
+    x, labels, mask = token_batch(32)
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    dense = kd.Distiller(student, teacher)
+    dense.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
+    full_k = kd.Distiller(student, teacher, teacher_top_k=VOCABULARY)
+    full_k.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
+    reference = dense.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    for key, value in full_k.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True).items():
+        np.testing.assert_allclose(value, reference[key], rtol=1e-4, err_msg=key)
+
+    initial = student.get_weights()
+    live = kd.Distiller(student, teacher, teacher_top_k=4)
+    live.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
+    expected = numpy_top_k_kl(predict(teacher, x), predict(student, x), 4, 2.0)
+    logs = live.evaluate(x, labels, batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["distillation_loss"], masked_mean(expected, mask), rtol=1e-4)
+    live_history = live.fit(x, labels, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    live_weights = student.get_weights()
+
+    student.set_weights(initial)
+    cache = kd.precompute_teacher_outputs(teacher, x, top_k=4)
+    assert cache["top_k_indices"].shape == (32, LENGTH, 4) and cache["top_k_indices"].dtype == np.int32
+    cached = kd.Distiller(student, teacher)
+    cached.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
+    cached_history = cached.fit(
+        x, kd.with_teacher_outputs(labels, cache), batch_size=8, epochs=2, shuffle=False, verbose=0
+    ).history
+    for key, values in live_history.items():
+        np.testing.assert_allclose(cached_history[key], values, rtol=1e-4, err_msg=key)
+    for a, b in zip(live_weights, student.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_keras_hub_gpt2_teacher_and_student():
+    teacher, student = causal_lm(2, 16, "teacher"), causal_lm(1, 8, "student")
+    x, labels, mask = token_batch(16)
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="adam", loss=CE, alpha=0.5, distillation_loss=kd.losses.GeneralizedJSD(0.5))
+    before = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
+    # Padded positions come last; changing them changes nothing (causal attention + mask).
+    changed = dict(x, token_ids=np.where(mask, x["token_ids"], 0).astype("int32"))
+    after = distiller.evaluate(changed, labels, batch_size=8, verbose=0, return_dict=True)
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-5, err_msg=key)
+    history = distiller.fit(x, labels, batch_size=8, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["loss"]))
+    for old, new in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(new, old)
+
+
+def test_feature_distiller_distills_the_top_k_it_was_given():
+    x, labels, mask = token_batch(16)
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    pairs = [("teacher_hidden", "student_hidden")]
+    distiller = kd.FeatureDistiller(student, teacher, pairs=pairs, projections="auto", teacher_top_k=2)
+    distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0, feature_weight=0.0)
+    logs = distiller.evaluate(x, labels, batch_size=16, verbose=0, return_dict=True)
+    teacher_logits, student_logits = predict(teacher, x), predict(student, x)
+    top_k = masked_mean(numpy_top_k_kl(teacher_logits, student_logits, 2, 2.0), mask)
+    dense = masked_mean(numpy_kl(teacher_logits, student_logits, 2.0), mask)
+    assert abs(top_k - dense) > 0.2 * dense  # the two objectives really differ here
+    np.testing.assert_allclose(logs["distillation_loss"], top_k, rtol=1e-4)
+
+
+def test_dense_cache_with_teacher_top_k_is_cut_to_the_top_k():
+    x, labels, mask = token_batch(32)
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    initial = student.get_weights()
+    live = kd.Distiller(student, teacher, teacher_top_k=4)
+    live.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
+    live_history = live.fit(x, labels, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    live_weights = student.get_weights()
+
+    student.set_weights(initial)
+    dense_cache = kd.precompute_teacher_outputs(teacher, x)
+    cached = kd.Distiller(student, teacher, teacher_top_k=4)
+    cached.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
+    logs = cached.evaluate(x, kd.with_teacher_outputs(labels, dense_cache), batch_size=32, verbose=0, return_dict=True)
+    expected = numpy_top_k_kl(predict(teacher, x), predict(student, x), 4, 2.0)
+    np.testing.assert_allclose(logs["distillation_loss"], masked_mean(expected, mask), rtol=1e-4)
+    cached_history = cached.fit(
+        x, kd.with_teacher_outputs(labels, dense_cache), batch_size=8, epochs=2, shuffle=False, verbose=0
+    ).history
+    for key, values in live_history.items():
+        np.testing.assert_allclose(cached_history[key], values, rtol=1e-4, err_msg=key)
+    for a, b in zip(live_weights, student.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)

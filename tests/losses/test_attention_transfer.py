@@ -1,0 +1,35 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_distill as kd
+
+RNG = np.random.default_rng(0)
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def numpy_attention(f):
+    q = (np.abs(f) ** 2).mean(axis=-1).reshape(len(f), -1)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def test_attention_transfer():
+    t, s = RNG.normal(size=(3, 4, 4, 8)), RNG.normal(size=(3, 4, 4, 2))
+    np.testing.assert_allclose(
+        _numpy(kd.losses.attention_map(t, data_format="channels_last")), numpy_attention(t), rtol=1e-5
+    )
+    expected = ((numpy_attention(t) - numpy_attention(s)) ** 2).mean(axis=-1)
+    np.testing.assert_allclose(
+        _numpy(kd.losses.attention_transfer(t, s, data_format="channels_last")), expected, rtol=1e-5
+    )
+    first = kd.losses.attention_transfer(
+        t.transpose(0, 3, 1, 2), s.transpose(0, 3, 1, 2), data_format="channels_first"
+    )
+    np.testing.assert_allclose(_numpy(first), expected, rtol=1e-5)
+    loss = kd.losses.AttentionTransfer(data_format="channels_last")
+    loss.check_shapes(t.shape, s.shape)
+    with pytest.raises(ValueError, match="same spatial size"):
+        loss.check_shapes(t.shape, (3, 2, 2, 8))

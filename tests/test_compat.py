@@ -1,0 +1,33 @@
+"""The private Keras and TensorFlow internals keras_distill relies on are
+still there: if one disappears, this test names it and the version."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_distill import _compat
+
+
+def _missing(owner, attribute, version):
+    return f"{owner} has no `{attribute}` in {version}: update keras_distill/_compat.py"
+
+
+def test_every_internal_exists_in_the_installed_versions():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(hidden))
+    objects = {"keras.Model (Functional)": model, "keras.KerasTensor": model.outputs[0]}
+    tf = pytest.importorskip("tensorflow")
+    objects["tf.data.Dataset"] = tf.data.Dataset.from_tensor_slices(np.zeros((4, 3), "float32")).batch(2)
+    versions = f"Keras {keras.__version__}, TensorFlow {tf.__version__}"
+    for owner, attribute in _compat.INTERNALS:
+        assert hasattr(objects[owner], attribute), _missing(owner, attribute, versions)
+
+    # And each one still means what the package reads from it.
+    assert _compat.is_graph_model(model)
+    assert not _compat.is_graph_model(keras.layers.Dense(2))
+    assert _compat.producing_layer(model.outputs[0]).name == "probabilities"
+    assert len(_compat.symbolic_outputs(model)) == 1
+    shuffled = objects["tf.data.Dataset"].shuffle(4)
+    assert any("Shuffle" in op for op in _compat.dataset_operations(shuffled))
+    assert not any("Shuffle" in op for op in _compat.dataset_operations(objects["tf.data.Dataset"]))

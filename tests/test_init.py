@@ -1,0 +1,106 @@
+"""The package as a whole: its public names, and imports that only point down."""
+
+import ast
+import os
+
+import keras_distill as kd
+
+PACKAGE = os.path.dirname(os.path.abspath(kd.__file__))
+
+# Bottom first. A module may import from a lower layer, or from its own
+# group; never from a layer above it.
+LAYERS = (
+    {"internals": ("keras_distill._compat", "keras_distill._validate")},
+    {
+        "datasets": ("keras_distill.datasets",),
+        "features": ("keras_distill.features",),
+        "losses": ("keras_distill.losses",),
+    },
+    {"training pieces": ("keras_distill._training",), "callbacks": ("keras_distill.callbacks",)},
+    {
+        "distillers": ("keras_distill.distillers",),
+        "teacher cache": ("keras_distill.teacher_cache",),
+        "export": ("keras_distill.export",),
+    },
+    {"public API": ("keras_distill",)},
+    {
+        "command line and experiments": (
+            "keras_distill.cli",
+            "keras_distill.__main__",
+            "keras_distill.jobs",
+            "keras_distill.experiments",
+        )
+    },
+)
+
+
+def place(module):
+    """(layer, group) of a module name, by its longest matching prefix."""
+    best = None
+    for layer, groups in enumerate(LAYERS):
+        for group, prefixes in groups.items():
+            for prefix in prefixes:
+                if (module == prefix or module.startswith(prefix + ".")) and (
+                    best is None or len(prefix) > best[2]
+                ):
+                    best = (layer, group, len(prefix))
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best[:2]
+
+
+def package_imports():
+    """(importing module, imported module, line) for every keras_distill import."""
+    for directory, _, files in os.walk(PACKAGE):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].replace(os.sep, ".")
+            module = relative[: -len(".__init__")] if relative.endswith(".__init__") else relative
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_distill"):
+                    targets = [node.module]
+                    if node.module == "keras_distill":
+                        # `from keras_distill import losses` is a module; `import Distiller` the public API.
+                        targets = [
+                            f"keras_distill.{alias.name}" if _is_module(alias.name) else "keras_distill"
+                            for alias in node.names
+                        ]
+                elif isinstance(node, ast.Import):
+                    targets = [alias.name for alias in node.names if alias.name.startswith("keras_distill")]
+                else:
+                    continue
+                for target in targets:
+                    yield module, target, node.lineno
+
+
+def _is_module(name):
+    return os.path.exists(os.path.join(PACKAGE, name + ".py")) or os.path.isdir(os.path.join(PACKAGE, name))
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    upward = []
+    for module, target, line in package_imports():
+        (layer, group), (target_layer, target_group) = place(module), place(target)
+        if target_layer > layer or (target_layer == layer and target_group != group):
+            upward.append(f"{module}:{line} imports {target} ({target_group}, above {group})")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_layering_check_sees_an_upward_import():
+    assert place("keras_distill._training.step") == (2, "training pieces")
+    assert place("keras_distill.distillers.distiller")[0] > place("keras_distill._training.checks")[0]
+    assert place("keras_distill.experiments.models")[0] > place("keras_distill")[0]
+    imports = list(package_imports())
+    pairs = {(a, b) for a, b, _ in imports}
+    assert ("keras_distill.distillers.distiller", "keras_distill._training") in pairs
+    assert ("keras_distill.experiments.hinton", "keras_distill") in pairs
+
+
+def test_the_public_names():
+    for name in ("Distiller", "FeatureDistiller", "HintDistiller", "FSPDistiller", "MutualLearner",
+                 "AssistantChain", "BornAgain", "precompute_teacher_outputs", "with_teacher_outputs"):
+        assert hasattr(kd, name), name
+    assert sorted(kd.distillers.__all__ if hasattr(kd.distillers, "__all__") else [
+        name for name in dir(kd.distillers) if name[0].isupper()
+    ]) == ["AssistantChain", "BornAgain", "Distiller", "FSPDistiller", "FeatureDistiller", "HintDistiller", "MutualLearner"]
