@@ -2,6 +2,9 @@
 
 import keras
 
+from keras_distill._validate import check_int
+from keras_distill._validate import check_number
+
 
 class _HyperparameterScheduler(keras.callbacks.Callback):
     """Sets `model.<attribute>` to `schedule(epoch, current)` each epoch.
@@ -112,3 +115,39 @@ class AlphaScheduler(_HyperparameterScheduler):
     """
 
     attribute = "alpha"
+
+
+def linear_warmup(warmup_epochs, *, end, start=1.0):
+    """A schedule for `AlphaScheduler` that brings the teacher in linearly.
+
+    `alpha` goes from `start` (1.0: labels only) towards `end` over the
+    first `warmup_epochs` epochs, `start - (start - end) * min(1, (epoch + 1)
+    / warmup_epochs)`, then stays at `end`: the distillation term's weight
+    `1 - alpha` ramps up as DKD's does in its authors' code (over 20 of 240
+    epochs there).
+
+    Args:
+        warmup_epochs: int >= 1.
+        end: alpha after the warm-up, in [0, 1].
+        start: alpha before the first epoch. Defaults to 1.0.
+
+    Returns:
+        A function of the epoch index, for `AlphaScheduler`.
+
+    Examples:
+
+    ```python
+    warmup = keras_distill.callbacks.AlphaScheduler(
+        keras_distill.callbacks.linear_warmup(5, end=0.5)
+    )
+    distiller.fit(x, y, epochs=20, callbacks=[warmup])
+    ```
+    """
+    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", example=5, at_least=1)
+    end = check_number(end, "end", example=0.5, at_least=0.0, at_most=1.0)
+    start = check_number(start, "start", example=1.0, at_least=0.0, at_most=1.0)
+
+    def schedule(epoch):
+        return start - (start - end) * min(1.0, (epoch + 1) / warmup_epochs)
+
+    return schedule

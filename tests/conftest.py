@@ -7,6 +7,16 @@ import keras_distill as kd
 BACKEND = keras.backend.backend()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _teacher_store(tmp_path_factory):
+    """Trained teachers go to a directory of this test session, not to the
+    user's Keras cache: the suite trains them once and reuses them."""
+    import os
+
+    os.environ["KERAS_DISTILL_TEACHERS"] = str(tmp_path_factory.mktemp("teachers"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
@@ -50,6 +60,20 @@ def numpy_kl(teacher_logits, student_logits, temperature):
     log_p_t = log_softmax(np.asarray(teacher_logits, np.float64) / temperature)
     log_p_s = log_softmax(np.asarray(student_logits, np.float64) / temperature)
     return temperature**2 * np.sum(np.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+
+
+def numpy_dkd(teacher, student, labels, alpha, beta, temperature):
+    """The authors' formulation (mdistiller's dkd_loss), per example, in float64."""
+    target = np.eye(teacher.shape[-1])[labels]
+    p_t = np.exp(log_softmax(np.float64(teacher) / temperature))
+    p_s = np.exp(log_softmax(np.float64(student) / temperature))
+    b_t = np.stack([(p_t * target).sum(-1), (p_t * (1 - target)).sum(-1)], -1)
+    b_s = np.stack([(p_s * target).sum(-1), (p_s * (1 - target)).sum(-1)], -1)
+    tckd = (b_t * np.log(b_t / b_s)).sum(-1)
+    log_hat_t = log_softmax(np.float64(teacher) / temperature - 1000.0 * target)
+    log_hat_s = log_softmax(np.float64(student) / temperature - 1000.0 * target)
+    nckd = np.where(target > 0, 0.0, np.exp(log_hat_t) * (log_hat_t - log_hat_s)).sum(-1)
+    return temperature**2 * (alpha * tckd + beta * nckd)
 
 
 def numpy_sparse_ce(labels, logits):

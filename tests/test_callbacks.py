@@ -27,3 +27,10 @@ def test_needs_a_distiller():
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="keras_distill.Distiller"):
         model.fit(np.ones((2, 2)), np.ones((2, 2)), verbose=0, callbacks=[kd.callbacks.TemperatureScheduler(halving)])
+
+
+def test_linear_warmup_brings_the_teacher_in():
+    schedule = kd.callbacks.linear_warmup(4, end=0.2)
+    np.testing.assert_allclose([schedule(epoch) for epoch in range(6)], [0.8, 0.6, 0.4, 0.2, 0.2, 0.2])
+    with pytest.raises(ValueError, match="end=1.5"):
+        kd.callbacks.linear_warmup(4, end=1.5)

@@ -229,11 +229,14 @@ def check_teacher_classes(teacher_classes, teacher_shape, student_shape, teacher
     return tuple(teacher_shape[:-1]) + (len(classes),)
 
 
-def check_top_k(top_k, *, argument="teacher_top_k", teacher_count=1, teacher_classes=None, classes=None, loss=None):
+def check_top_k(
+    top_k, *, argument="teacher_top_k", teacher_count=1, teacher_classes=None, classes=None, loss=None, standardize=False
+):
     """The one check of top-k teacher outputs: an int k between 1 and the
     number of classes (where known), one teacher over the student's own
     classes, distilled with the KL divergence (the only loss that takes
-    top-k targets; `loss` is the compiled one, or None before `compile`)."""
+    top-k targets; `loss` is the compiled one, or None before `compile`),
+    without logit standardization (which needs every logit)."""
     if top_k is None:
         return None
     top_k = check_int(
@@ -257,6 +260,12 @@ def check_top_k(top_k, *, argument="teacher_top_k", teacher_count=1, teacher_cla
             "with distillation_loss='kl', or use dense teacher outputs "
             "(teacher_top_k=None, or a cache without top_k) for other losses."
         )
+    if standardize:
+        raise ValueError(
+            "standardize_logits=True needs every teacher logit, but the teacher "
+            f"outputs are its top {top_k} classes only. Compile with "
+            "standardize_logits=False, or use dense teacher outputs."
+        )
     return top_k
 
 
@@ -276,7 +285,32 @@ def uses_cached_outputs(x, y=None):
     return False
 
 
-def check_cached_outputs(x, y, teachers, teacher_classes, loss):
+def has_labels(x, y):
+    """Whether `fit` / `evaluate` data carries labels: for arrays, `y`; for
+    a `tf.data.Dataset`, a second element (cached outputs may come without
+    labels). Data that cannot be inspected without iterating it (a
+    generator, a `keras.utils.PyDataset`) counts as labeled: its first step
+    tells."""
+    if y is None:
+        if is_dataset(x):
+            spec = x.element_spec
+            y = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+        elif not _is_array_data(x):
+            return True
+    if step.is_cached_target(y):
+        return step.LABELS in y
+    return y is not None
+
+
+def _is_array_data(x):
+    if isinstance(x, dict):
+        return all(_is_array_data(value) for value in x.values())
+    if isinstance(x, (list, tuple)):
+        return all(_is_array_data(value) for value in x)
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def check_cached_outputs(x, y, teachers, teacher_classes, loss, standardize=False):
     """Checks cached teacher outputs in `fit` / `evaluate` data against a
     distiller's teachers and compiled distillation loss, before any step."""
     if not uses_cached_outputs(x, y):
@@ -284,7 +318,14 @@ def check_cached_outputs(x, y, teachers, teacher_classes, loss):
     cached = x.element_spec[1][step.TEACHER_LOGITS] if y is None else y[step.TEACHER_LOGITS]
     if isinstance(cached, dict):
         k = cached[step.TOP_K_INDICES].shape[-1]
-        check_top_k(k, argument="top_k", teacher_count=len(teachers), teacher_classes=teacher_classes, loss=loss)
+        check_top_k(
+            k,
+            argument="top_k",
+            teacher_count=len(teachers),
+            teacher_classes=teacher_classes,
+            loss=loss,
+            standardize=standardize,
+        )
         return
     cached_shape = tuple(cached.shape)
     count = len(teachers)

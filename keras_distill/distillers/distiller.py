@@ -19,6 +19,7 @@ from keras_distill._training.hyperparameters import check_alpha
 from keras_distill._training.hyperparameters import resolve_temperature
 from keras_distill.losses.base import check_temperature
 from keras_distill.losses.lookup import get as get_distillation_loss
+from keras_distill.losses.standardization import standardize_logits as standardize
 from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
@@ -163,6 +164,10 @@ class Distiller(CompileConfigMixin, keras.Model):
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
         self._student_loss = None
         self._distillation_loss = None
+        self._standardize_logits = False
+        # Built when its models are, so that load_weights, BackupAndRestore
+        # and KerasTuner's checkpoints work before the first step.
+        self.built = student.built and all(model.built for model in teachers)
 
     @property
     def alpha(self):
@@ -199,6 +204,7 @@ class Distiller(CompileConfigMixin, keras.Model):
         alpha=None,
         temperature=None,
         distillation_loss=None,
+        standardize_logits=False,
         student_loss_fn=None,
         distillation_loss_fn=None,
         **kwargs,
@@ -227,7 +233,14 @@ class Distiller(CompileConfigMixin, keras.Model):
                 `keras.losses.Loss` such as `keras.losses.KLDivergence()`,
                 which receives the softened teacher and student
                 probabilities and is scaled by T^2, as in the keras.io
-                tutorial (`keras_distill.losses.SoftenedLoss`).
+                tutorial (`keras_distill.losses.SoftenedLoss`). Also
+                `"dkd"` (`keras_distill.losses.DecoupledKD`, which is given
+                the labels) and `"dist"` (`keras_distill.losses.DIST`).
+            standardize_logits: bool. Z-score both models' logits over the
+                classes before the distillation loss (logit standardization,
+                Sun et al., 2024; `keras_distill.losses.standardize_logits`),
+                so that the student matches the shape of the teacher's
+                logits, not their range. Composes with every dense loss.
             student_loss_fn: The keras.io tutorial's name for `loss`.
             distillation_loss_fn: The keras.io tutorial's name for
                 `distillation_loss`.
@@ -255,11 +268,17 @@ class Distiller(CompileConfigMixin, keras.Model):
                 f"loss_weights={kwargs['loss_weights']!r}. Use `alpha` to "
                 "weight the hard-label and distillation terms."
             )
-        checks.check_top_k(self.teacher_top_k, loss=resolved)
+        if not isinstance(standardize_logits, bool):
+            raise TypeError(
+                "`standardize_logits` must be True or False. Received: "
+                f"standardize_logits={standardize_logits!r}."
+            )
+        checks.check_top_k(self.teacher_top_k, loss=resolved, standardize=standardize_logits)
 
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
         self._distillation_loss = build_distillation_loss(resolved, self._temperature)
+        self._standardize_logits = standardize_logits
         self._alpha.assign(alpha)
         self._temperature.assign(temperature)
         self._remember_compile_arguments(
@@ -268,6 +287,7 @@ class Distiller(CompileConfigMixin, keras.Model):
             alpha=alpha,
             temperature=temperature,
             distillation_loss=distillation_loss,
+            standardize_logits=standardize_logits,
             **kwargs,
         )
 
@@ -316,19 +336,19 @@ class Distiller(CompileConfigMixin, keras.Model):
             checks.check_logit_shapes(
                 targets.values.shape, student_logits.shape, self.teachers[0].name, self.student.name
             )
+        loss = self._top_k_loss if targets.top_k else self._distillation_loss
+        needs_labels = getattr(loss, "needs_labels", False)
+        if labels is None and (self._student_loss is not None or needs_labels):
+            raise self._missing_labels_error()
         if self._student_loss is None:
             student_loss = ops.zeros((), dtype="float32")
         else:
-            if labels is None:
-                raise ValueError(
-                    "The distiller was compiled with a hard-label loss but got "
-                    "no labels (y=None). Pass labels to fit()/evaluate(), or "
-                    "compile with loss=None and alpha=0.0 to distill from "
-                    "unlabeled data."
-                )
             student_loss = ops.cast(self._student_loss(labels, student_logits, sample_weight=sample_weight), "float32")
-        loss = self._top_k_loss if targets.top_k else self._distillation_loss
-        distillation_loss = loss(targets.values, student_logits, sample_weight=sample_weight)
+        teacher_logits, distilled_logits = targets.values, student_logits
+        if self._standardize_logits:
+            teacher_logits, distilled_logits = standardize(teacher_logits), standardize(student_logits)
+        teacher_side = (teacher_logits, labels) if needs_labels else teacher_logits
+        distillation_loss = loss(teacher_side, distilled_logits, sample_weight=sample_weight)
         batch_size = ops.shape(student_logits)[0]
         self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
         self.distillation_loss_tracker.update_state(step.unscale(distillation_loss), sample_weight=batch_size)
@@ -379,7 +399,31 @@ class Distiller(CompileConfigMixin, keras.Model):
         )
 
     def _check_cached_outputs(self, x, y):
-        checks.check_cached_outputs(x, y, self.teachers, self.teacher_classes, self._distillation_loss)
+        checks.check_cached_outputs(
+            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits
+        )
+
+    def _check_labels(self, x, y):
+        """Refuses data without labels, before any step, when a loss needs them."""
+        if not checks.has_labels(x, y) and (
+            self._student_loss is not None or getattr(self._distillation_loss, "needs_labels", False)
+        ):
+            raise self._missing_labels_error()
+
+    def _missing_labels_error(self):
+        if self._student_loss is not None:
+            return ValueError(
+                "The distiller was compiled with a hard-label loss but got "
+                "no labels (y=None). Pass labels to fit()/evaluate(), or "
+                "compile with loss=None and alpha=0.0 to distill from "
+                "unlabeled data."
+            )
+        return ValueError(
+            f"distillation_loss={type(self._distillation_loss).__name__} needs the "
+            "labels (it separates the target class from the others), but got "
+            "no labels (y=None). Pass labels y, or compile with a loss that "
+            "needs none, e.g. distillation_loss='kl'."
+        )
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
@@ -398,6 +442,7 @@ class Distiller(CompileConfigMixin, keras.Model):
             )
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
+        self._check_labels(x, y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_cached_outputs(validation[0], validation[1])
@@ -408,6 +453,7 @@ class Distiller(CompileConfigMixin, keras.Model):
         x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
         self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
+        self._check_labels(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):

@@ -8,6 +8,10 @@ from keras_distill.losses.base import DistillationLoss
 from keras_distill.losses.base import FeatureLoss
 from keras_distill.losses.cosine_distance import CosineDistance
 from keras_distill.losses.cosine_distance import cosine_distance
+from keras_distill.losses.decoupled_kd import DecoupledKD
+from keras_distill.losses.decoupled_kd import decoupled_kd
+from keras_distill.losses.dist import DIST
+from keras_distill.losses.dist import dist
 from keras_distill.losses.divergences import GeneralizedJSD
 from keras_distill.losses.divergences import SoftTargetReverseKL
 from keras_distill.losses.divergences import generalized_jsd
@@ -31,6 +35,7 @@ from keras_distill.losses.soft_targets import SoftTargetCrossEntropy
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 from keras_distill.losses.soft_targets import soft_target_cross_entropy
 from keras_distill.losses.soft_targets import soft_target_kl_divergence
+from keras_distill.losses.standardization import standardize_logits
 from keras_distill.losses.top_k_divergence import TopKKLDivergence
 from keras_distill.losses.top_k_divergence import pack_top_k
 from keras_distill.losses.top_k_divergence import top_k_kl_divergence

@@ -4,6 +4,8 @@ import keras
 
 from keras_distill.losses.attention_transfer import AttentionTransfer
 from keras_distill.losses.cosine_distance import CosineDistance
+from keras_distill.losses.decoupled_kd import DecoupledKD
+from keras_distill.losses.dist import DIST
 from keras_distill.losses.divergences import GeneralizedJSD
 from keras_distill.losses.divergences import SoftTargetReverseKL
 from keras_distill.losses.fsp import FSPLoss
@@ -27,6 +29,9 @@ ALIASES = {
     "jsd": GeneralizedJSD,
     "generalized_jsd": GeneralizedJSD,
     "logit_matching": LogitMatching,
+    "dkd": DecoupledKD,
+    "decoupled_kd": DecoupledKD,
+    "dist": DIST,
 }
 
 FEATURE_ALIASES = {

@@ -15,6 +15,7 @@ from tests.conftest import BACKEND
 from tests.conftest import make_cnn
 from tests.conftest import make_mlp
 from tests.conftest import make_pair
+from tests.conftest import numpy_dkd
 from tests.conftest import numpy_kl
 from tests.conftest import numpy_sparse_ce
 
@@ -653,3 +654,46 @@ def test_a_refused_compile_changes_nothing():
             distiller.compile(optimizer="adam", loss=SCCE, **bad)
         assert distiller.optimizer is optimizer and distiller.get_compile_config() == config
         assert distiller.alpha == 0.3 and distiller.temperature == 3.0
+
+
+def test_labels_reach_dkd_and_standardization_reaches_both_models(digits):
+    x, y = batch(digits)
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=4.0, distillation_loss="dkd")
+    logs = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    teacher_logits, student_logits = predict(teacher, x), predict(student, x)
+    np.testing.assert_allclose(
+        logs["distillation_loss"], numpy_dkd(teacher_logits, student_logits, y, 1.0, 8.0, 4.0).mean(), rtol=1e-4
+    )
+
+    def z(logits):
+        return (logits - logits.mean(-1, keepdims=True)) / (logits.std(-1, ddof=1, keepdims=True) + 1e-7)
+
+    for loss, expected in (
+        ("kl", numpy_kl(z(teacher_logits), z(student_logits), 2.0).mean()),
+        ("dkd", numpy_dkd(z(teacher_logits), z(student_logits), y, 1.0, 8.0, 2.0).mean()),
+    ):
+        distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, distillation_loss=loss, standardize_logits=True)
+        logs = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+        np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-4, err_msg=loss)
+        np.testing.assert_allclose(logs["student_loss"], numpy_sparse_ce(y, student_logits).mean(), rtol=1e-5)
+    assert distiller.get_compile_config()["standardize_logits"] is True
+
+
+def test_a_loss_that_needs_labels_is_refused_on_unlabeled_data(digits):
+    x, y = batch(digits)
+    student, teacher = make_pair()
+    before = [w.copy() for w in student.get_weights()]
+    distiller = kd.Distiller(student, teacher)
+    distiller.compile(optimizer="sgd", loss=None, alpha=0.0, distillation_loss="dkd")
+    with pytest.raises(ValueError, match="DecoupledKD needs the labels.*no labels"):
+        distiller.fit(x, epochs=1, verbose=0)
+    for a, b in zip(before, student.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    distiller.fit(x, y, epochs=1, verbose=0)  # with labels it trains
+    with pytest.raises(TypeError, match="standardize_logits"):
+        distiller.compile(optimizer="sgd", loss=SCCE, standardize_logits="yes")
+    top_k = kd.Distiller(make_mlp(8, name="s"), make_mlp(16, name="t"), teacher_top_k=3)
+    with pytest.raises(ValueError, match="standardize_logits=True needs every teacher logit"):
+        top_k.compile(optimizer="sgd", loss=SCCE, standardize_logits=True)
