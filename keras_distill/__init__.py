@@ -13,5 +13,6 @@ from keras_distill.distillers.hint_distiller import HintDistiller
 from keras_distill.distillers.mutual_learner import MutualLearner
 from keras_distill.teacher_cache import precompute_teacher_outputs
 from keras_distill.teacher_cache import with_teacher_outputs
+from keras_distill.tuning import tune
 
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@ LAYERS = (
         "teacher cache": ("keras_distill.teacher_cache",),
         "export": ("keras_distill.export",),
     },
+    {"tuning": ("keras_distill.tuning",)},
     {"public API": ("keras_distill",)},
     {
         "command line and experiments": (
@@ -89,6 +90,7 @@ def test_no_module_imports_from_a_layer_above_it():
 
 def test_the_layering_check_sees_an_upward_import():
     assert place("keras_distill._training.step") == (2, "training pieces")
+    assert place("keras_distill.tuning")[0] == place("keras_distill.distillers.distiller")[0] + 1
     assert place("keras_distill.distillers.distiller")[0] > place("keras_distill._training.checks")[0]
     assert place("keras_distill.experiments.models")[0] > place("keras_distill")[0]
     imports = list(package_imports())

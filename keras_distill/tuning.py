@@ -1,0 +1,340 @@
+"""`keras_distill.tune`: search the distillation settings with KerasTuner, and
+never return a student worse than training on the labels alone."""
+
+import inspect
+import json
+import os
+import time
+
+import keras
+
+from keras_distill._training import checks
+from keras_distill._validate import check_choice
+from keras_distill._validate import check_int
+from keras_distill.distillers.distiller import Distiller
+from keras_distill.teacher_cache import precompute_teacher_outputs
+from keras_distill.teacher_cache import with_teacher_outputs
+
+SEARCHES = ("random", "hyperband")
+BASELINE = "labels only (alpha = 1)"
+
+
+class TuneResult:
+    """What `keras_distill.tune` found.
+
+    Attributes:
+        student: The best student by the validation objective, its weights
+            from its best epoch; the label-only student if no distillation
+            setting beat it.
+        best: The winning trial's row (a dict, see `trials`).
+        trials: One dict per trial, best first: `"trial"`, the settings
+            (`"alpha"`, `"distillation_loss"`, `"temperature"`,
+            `"standardize_logits"`, `"width"`), `"score"` (the objective's
+            best epoch), `"epochs"` and `"seconds"`. The label-only trial is
+            among them (`"trial": "labels only (alpha = 1)"`).
+        table: `trials` as a markdown table.
+        tuner: The KerasTuner tuner (its state is in `directory`).
+        teacher_seconds: The time of the one pass of the teacher over the
+            training and validation data.
+    """
+
+    def __init__(self, student, trials, tuner, teacher_seconds, objective):
+        self.student = student
+        self.trials = trials
+        self.best = trials[0]
+        self.tuner = tuner
+        self.teacher_seconds = teacher_seconds
+        self.objective = objective
+
+    @property
+    def table(self):
+        header = ["trial", "alpha", "distillation loss", "T", "standardized", "width", self.objective, "epochs", "seconds"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in self.trials:
+            cells = [
+                row["trial"],
+                f"{row['alpha']:g}",
+                "-" if row["alpha"] == 1.0 else row["distillation_loss"],
+                "-" if row["alpha"] == 1.0 else f"{row['temperature']:g}",
+                "-" if row["alpha"] == 1.0 else ("yes" if row["standardize_logits"] else "no"),
+                "-" if row["width"] is None else str(row["width"]),
+                "-" if row["score"] is None else f"{row['score']:.4f}",
+                str(row["epochs"]),
+                "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def tune(
+    student_builder,
+    teacher,
+    x,
+    y,
+    *,
+    validation_data,
+    max_trials=12,
+    epochs=10,
+    batch_size=128,
+    optimizer=None,
+    loss=None,
+    objective="val_accuracy",
+    search="random",
+    alphas=(0.1, 0.3, 0.5, 0.7, 0.9),
+    temperatures=(1.0, 2.0, 4.0, 8.0),
+    distillation_losses=("kl", "dkd", "dist"),
+    standardize=(False, True),
+    widths=None,
+    directory="distill-tuning",
+    project_name="tune",
+    overwrite=False,
+    seed=0,
+    verbose=1,
+):
+    """Searches distillation settings for a student, from cached teacher outputs.
+
+    The teacher runs once over the training and validation data
+    (`keras_distill.precompute_teacher_outputs`), so each trial costs what
+    training the student alone costs. The first trial is always the student
+    trained on the labels alone (alpha = 1) for the full `epochs`; the
+    others are drawn by KerasTuner from `alpha`, the distillation loss, the
+    temperature, logit standardization and (optionally) the student's width.
+    The student returned is the best by the validation objective, so it is
+    never worse on validation data than training alone. The tuner's state
+    lives in `directory/project_name`: a search that is interrupted resumes
+    where it stopped when called again with `overwrite=False`.
+
+    Args:
+        student_builder: A function returning a new student (logits out):
+            `student_builder()`, or `student_builder(width)` when `widths`
+            is given.
+        teacher: The trained teacher, `keras.Model` (or a list of them).
+        x, y: Training data as arrays, integer labels.
+        validation_data: `(x_val, y_val)`, for the objective.
+        max_trials: int >= 2, trials in all, the label-only one included
+            (`search="random"`); Hyperband chooses its own number.
+        epochs: Epochs per trial (Hyperband's maximum).
+        batch_size: Batch size.
+        optimizer: A function returning a new optimizer per trial. Defaults
+            to Adam(1e-3).
+        loss: The hard-label loss. Defaults to sparse cross-entropy on
+            logits.
+        objective: A validation metric to maximize, e.g. `"val_accuracy"`.
+        search: `"random"` (KerasTuner's `RandomSearch`) or `"hyperband"`
+            (`Hyperband`, which stops the weaker trials early).
+        alphas, temperatures, distillation_losses, standardize: The values
+            searched.
+        widths: None, or student widths to search (passed to the builder).
+        directory, project_name: Where KerasTuner keeps its state.
+        overwrite: Start the search afresh.
+        seed: Seed of the search and of every trial's initial weights.
+        verbose: As in `fit`.
+
+    Returns:
+        A `keras_distill.tuning.TuneResult`.
+
+    Examples:
+
+    ```python
+    result = keras_distill.tune(
+        lambda: make_student(), teacher, x_train, y_train,
+        validation_data=(x_val, y_val), max_trials=12, epochs=10,
+    )
+    print(result.table)
+    result.student.save("student.keras")
+    ```
+    """
+    keras_tuner = _import_keras_tuner()
+    search = check_choice(search, "search", SEARCHES)
+    max_trials = check_int(max_trials, "max_trials", example=12, at_least=2, note="One trial is the label-only student.")
+    epochs = check_int(epochs, "epochs", example=10, at_least=1)
+    batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise ValueError(
+            "`validation_data` must be (x_val, y_val): the trials are compared on it. "
+            f"Received: validation_data={validation_data!r}. Hold out part of the "
+            "training data, e.g. validation_data=(x[-5000:], y[-5000:])."
+        )
+    if not objective.startswith("val_"):
+        raise ValueError(
+            f"`objective` must be a validation metric. Received: objective={objective!r}. "
+            "Use e.g. objective='val_accuracy'."
+        )
+    for model in checks.as_teacher_list(teacher):
+        checks.check_model(model, "teacher")
+    takes_width = bool(inspect.signature(student_builder).parameters)
+    if widths is not None and not takes_width:
+        raise TypeError(
+            "`widths` was given, so `student_builder` must take the width: "
+            "student_builder(width). Received a function of no arguments."
+        )
+    optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
+    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    x_val, y_val = validation_data
+
+    start = time.perf_counter()
+    train_targets = with_teacher_outputs(y, precompute_teacher_outputs(teacher, x, batch_size=1000))
+    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(teacher, x_val, batch_size=1000))
+    teacher_seconds = time.perf_counter() - start
+    metric = objective[len("val_"):]
+
+    def build(alpha, distillation_loss, temperature, standardize_logits, width):
+        keras.utils.set_random_seed(seed)  # every trial starts from the same weights
+        student = student_builder(width) if takes_width else student_builder()
+        distiller = Distiller(student, teacher)
+        distiller.compile(
+            optimizer=optimizer(),
+            loss=loss,
+            metrics=[_metric(metric)],
+            alpha=alpha,
+            temperature=temperature,
+            distillation_loss=distillation_loss,
+            standardize_logits=standardize_logits,
+        )
+        return distiller
+
+    class DistillationHyperModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            return build(
+                hp.Choice("alpha", list(alphas)),
+                hp.Choice("distillation_loss", list(distillation_losses)),
+                hp.Choice("temperature", [float(t) for t in temperatures]),
+                bool(hp.Choice("standardize_logits", [bool(value) for value in standardize])),
+                None if widths is None else hp.Choice("width", list(widths)),
+            )
+
+    project = os.path.join(directory, project_name)
+    os.makedirs(project, exist_ok=True)
+    seconds_path = os.path.join(project, "trial_seconds.json")
+    seconds = {} if overwrite or not os.path.exists(seconds_path) else json.load(open(seconds_path))
+    baseline = _baseline(
+        build, widths, project, overwrite, (x, train_targets), (x_val, val_targets), epochs, batch_size, objective, verbose
+    )
+
+    tuner_class = keras_tuner.RandomSearch if search == "random" else keras_tuner.Hyperband
+    timed = type(
+        f"Timed{tuner_class.__name__}",
+        (tuner_class,),
+        {"run_trial": _timed_run_trial(tuner_class, seconds, seconds_path)},
+    )
+    options = {"max_trials": max_trials - 1} if search == "random" else {"max_epochs": epochs, "factor": 3}
+    tuner = timed(
+        DistillationHyperModel(),
+        objective=keras_tuner.Objective(objective, direction="max"),
+        directory=directory,
+        project_name=project_name,
+        overwrite=overwrite,
+        seed=seed,
+        **options,
+    )
+    tuner.search(
+        x,
+        train_targets,
+        validation_data=(x_val, val_targets),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+    )
+    trials = [baseline["row"]] + [_row(trial, seconds, widths, epochs) for trial in tuner.oracle.trials.values()]
+    trials.sort(key=lambda row: -1.0 if row["score"] is None else row["score"], reverse=True)
+    if trials[0] is baseline["row"]:
+        student = baseline["load"]()
+    else:
+        student = tuner.get_best_models(1)[0].student
+    return TuneResult(student, trials, tuner, teacher_seconds, objective)
+
+
+def _import_keras_tuner():
+    try:
+        import keras_tuner
+    except ImportError as error:
+        raise ImportError(
+            "keras_distill.tune searches with KerasTuner, which is not installed. "
+            "Install it with `pip install keras-tuner` (or `pip install keras-distill[tune]`)."
+        ) from error
+    return keras_tuner
+
+
+def _metric(name):
+    if name in ("accuracy", "acc"):
+        return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    return name
+
+
+def _baseline(build, widths, project, overwrite, train, validation, epochs, batch_size, objective, verbose):
+    """The label-only student, trained once for the full epochs and kept in
+    the project directory (its best epoch's weights and score)."""
+    width = None if widths is None else list(widths)[-1]
+    weights_path = os.path.join(project, "labels_only.weights.h5")
+    record_path = os.path.join(project, "labels_only.json")
+
+    def new():
+        return build(1.0, "kl", 1.0, False, width)
+
+    def load():
+        distiller = new()
+        distiller.load_weights(weights_path)
+        return distiller.student
+
+    if overwrite or not os.path.exists(record_path):
+        distiller = new()
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            weights_path, monitor=objective, mode="max", save_best_only=True, save_weights_only=True
+        )
+        start = time.perf_counter()
+        history = distiller.fit(
+            *train,
+            validation_data=validation,
+            epochs=epochs,
+            batch_size=batch_size,
+            callbacks=[checkpoint],
+            verbose=verbose,
+        )
+        record = {"score": max(history.history[objective]), "seconds": time.perf_counter() - start}
+        with open(record_path, "w") as f:
+            json.dump(record, f)
+    with open(record_path) as f:
+        record = json.load(f)
+    row = {
+        "trial": BASELINE,
+        "alpha": 1.0,
+        "distillation_loss": "kl",
+        "temperature": 1.0,
+        "standardize_logits": False,
+        "width": width,
+        "score": record["score"],
+        "epochs": epochs,
+        "seconds": record["seconds"],
+    }
+    return {"row": row, "load": load}
+
+
+def _timed_run_trial(tuner_class, seconds, path):
+    """A `run_trial` that records each trial's wall time in `path`."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        start = time.perf_counter()
+        result = tuner_class.run_trial(self, trial, *args, **kwargs)
+        seconds[trial.trial_id] = time.perf_counter() - start
+        with open(path, "w") as f:
+            json.dump(seconds, f)
+        return result
+
+    return run_trial
+
+
+def _row(trial, seconds, widths, epochs):
+    values = trial.hyperparameters.values
+    if "tuner/epochs" in values:  # Hyperband: the epochs this trial ran
+        epochs = values["tuner/epochs"] - values.get("tuner/initial_epoch", 0)
+    return {
+        "trial": trial.trial_id,
+        "alpha": values["alpha"],
+        "distillation_loss": values["distillation_loss"],
+        "temperature": values["temperature"],
+        "standardize_logits": bool(values["standardize_logits"]),
+        "width": values.get("width") if widths is not None else None,
+        "score": trial.score,
+        "epochs": epochs,
+        "seconds": seconds.get(trial.trial_id),
+    }
