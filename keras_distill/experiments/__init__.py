@@ -20,6 +20,9 @@ MODULES = {
     "fsp": "fsp",
     "dml": "dml",
     "takd": "takd",
+    "cross-architecture": "cross_architecture",
+    "ensemble": "ensemble",
+    "logit-methods": "logit_methods",
 }
 NAMES = tuple(MODULES)
 

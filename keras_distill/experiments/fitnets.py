@@ -1,11 +1,14 @@
 """`fitnets`: hints for a deep, thin student (Romero et al., 2015).
 
-The student is deeper and much thinner than the MLP teacher. From the same
-initial weights and for the same total epochs it is trained on the labels
-alone, with soft targets alone (`Distiller`), and with FitNets'
-two stages (`HintDistiller`): a hint stage in which its middle layer,
-through a learned Dense regressor, regresses the teacher's first hidden
-layer, then soft targets for the remaining epochs.
+The teacher is the CNN (`models.TEACHERS["cnn"]`, four convolutions and a
+wide dense head); the student is a deeper, much thinner CNN (six
+convolutions of 8 and 16 channels, no dense layer), as the paper's FitNets
+are to their teachers. From the same initial weights and for the same total
+epochs it is trained on the labels alone, with soft targets alone
+(`Distiller`), and with FitNets' two stages (`HintDistiller`): a hint stage
+in which its first block's output, through a learned 1x1 convolution,
+regresses the teacher's first block's output, then soft targets for the
+remaining epochs.
 """
 
 import time
@@ -24,9 +27,9 @@ PAPER = ("CIFAR-10: a FitNet (19 layers, 2.5M parameters) trained with hints "
          "91.61% vs its 9M-parameter teacher 90.18%; the same deep students "
          "trained with soft targets alone did worse or failed to train.")
 SETTINGS = {
-    "full": {"width": 64, "depth": 8, "epochs": 10, "hint_epochs": 2, "batch_size": 256,
+    "full": {"blocks": ((8, 8, 8), (16, 16, 16)), "epochs": 10, "hint_epochs": 2, "batch_size": 128,
              "temperature": 4.0, "alpha": 0.5},
-    "quick": {"width": 16, "depth": 4, "epochs": 2, "hint_epochs": 1, "batch_size": 128,
+    "quick": {"blocks": ((4, 4), (8, 8)), "epochs": 2, "hint_epochs": 1, "batch_size": 128,
               "temperature": 4.0, "alpha": 0.5},
 }
 
@@ -34,7 +37,7 @@ SETTINGS = {
 def run(data, settings, seeds, output):
     start = time.perf_counter()
     epochs, hint_epochs = settings["epochs"], settings["hint_epochs"]
-    guided = f"dense_{settings['depth'] // 2 - 1}"
+    hint, guided = "cnn_teacher_pool1", "student_pool1"
     fit = dict(batch_size=settings["batch_size"], verbose=0,
                validation_data=(data.x_test, data.y_test))
     kd_settings = dict(loss=models.loss(), metrics=models.metrics(),
@@ -43,11 +46,9 @@ def run(data, settings, seeds, output):
     curves = {run_name: [] for run_name in runs}
     teacher_accuracy = []
     for seed in seeds:
-        teacher = models.teacher(data, seed)
+        teacher = models.teacher(data, seed, kind="cnn")
         teacher_accuracy.append(models.accuracy(teacher, data.x_test, data.y_test))
-        student = models.same_start(
-            lambda: models.mlp([settings["width"]] * settings["depth"], "student"), seed
-        )
+        student = models.same_start(lambda: models.cnn(settings["blocks"], "student"), seed)
         scratch = models.compile_classifier(student())
         history = scratch.fit(data.x_train, data.y_train, epochs=epochs, **fit)
         curves[runs[0]].append(history.history["val_accuracy"])
@@ -57,7 +58,7 @@ def run(data, settings, seeds, output):
         history = distiller.fit(data.x_train, data.y_train, epochs=epochs, **fit)
         curves[runs[1]].append(history.history["val_accuracy"])
 
-        hinted = HintDistiller(student(), teacher, hint_layer="dense_0", guided_layer=guided)
+        hinted = HintDistiller(student(), teacher, hint_layer=hint, guided_layer=guided)
         hinted.compile(optimizer=keras.optimizers.Adam(1e-3), **kd_settings)
         hinted.fit_hints(data.x_train, epochs=hint_epochs,
                          batch_size=settings["batch_size"], verbose=0)
@@ -82,12 +83,13 @@ def run(data, settings, seeds, output):
     axes.axvspan(0.5, hint_epochs + 0.5, color="gray", alpha=0.15, label="hint stage")
     figure = report.save_figure(
         fig, axes, output, NAME, xlabel="epoch (hint-stage epochs included)",
-        title=f"784-{settings['width']}x{settings['depth']}-10 student, mean of {len(seeds)} seed(s)")
+        title=f"Thin CNN student, mean of {len(seeds)} seed(s)")
 
-    setup = (f"{data.describe()}; {len(seeds)} seed(s). Student "
-             f"784-{settings['width']}x{settings['depth']}-10 ({params:,} parameters), "
-             f"{epochs} epochs in all, Adam 1e-3; hint: teacher `dense_0` -> student "
-             f"`{guided}` through a Dense regressor, {hint_epochs} epochs; soft targets "
+    blocks = " | ".join("-".join(str(w) for w in block) for block in settings["blocks"])
+    setup = (f"{data.describe()}; {len(seeds)} seed(s). Teacher: {models.describe_teacher('cnn', data)} "
+             f"({teacher.count_params():,} parameters). Student: a thin CNN, 3x3 convolutions {blocks} "
+             f"({params:,} parameters), {epochs} epochs in all, Adam 1e-3; hint: teacher `{hint}` -> student "
+             f"`{guided}` through a 1x1-convolution regressor, {hint_epochs} epochs; soft targets "
              f"T = {settings['temperature']:g}, alpha = {settings['alpha']}.")
     final = {run_name: np.mean([c[-1] for c in curves[run_name]]) for run_name in runs}
     headline = (f"deep thin student: labels only {100 * final[runs[0]]:.2f}%, soft targets "

@@ -9,6 +9,7 @@ the teacher's. The experiment counts the label epochs each needs to reach
 a fixed test accuracy.
 """
 
+import dataclasses
 import time
 
 import keras
@@ -48,8 +49,8 @@ def epochs_to_reach(curve, threshold):
 def run(data, settings, seeds, output):
     start = time.perf_counter()
     size = settings["train_size"]
-    x_train, y_train = data.images(data.x_train[:size]), data.y_train[:size]
-    x_test = data.images(data.x_test)
+    subset = dataclasses.replace(data, x_train=data.x_train[:size], y_train=data.y_train[:size])
+    x_train, y_train, x_test = subset.x_train, subset.y_train, data.x_test
     fit = dict(epochs=settings["epochs"], batch_size=settings["batch_size"], verbose=0,
                validation_data=(x_test, data.y_test))
     threshold = settings["threshold"]
@@ -58,9 +59,11 @@ def run(data, settings, seeds, output):
     teacher_accuracy = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
-        teacher = models.compile_classifier(models.cnn(settings["teacher_blocks"], "teacher"))
-        teacher.fit(x_train, y_train, epochs=settings["teacher_epochs"],
-                    batch_size=settings["batch_size"], verbose=0)
+        teacher_settings = {"blocks": settings["teacher_blocks"], "epochs": settings["teacher_epochs"],
+                            "batch_size": settings["batch_size"]}
+        teacher, _ = models.trained("fsp teacher", "fsp_teacher",
+                                    lambda: models.cnn(settings["teacher_blocks"], "teacher"),
+                                    subset, seed, teacher_settings)
         teacher_accuracy.append(models.accuracy(teacher, x_test, data.y_test))
         student = models.same_start(lambda: models.cnn(settings["student_blocks"], "student"), seed)
         scratch = models.compile_classifier(student())

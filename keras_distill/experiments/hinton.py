@@ -1,12 +1,14 @@
 """`hinton`: soft targets and the temperature (Hinton et al., 2015, sec. 3).
 
-The teacher (two hidden layers of 1200 units, dropout) learns from the
-labels; the student (two hidden layers of 800 units, no regularization)
-learns once from the labels alone and once per temperature from the
-teacher's soft targets plus the labels, every student from the same
-initial weights and for the same epochs. The teacher's logits are computed
-once (`precompute_teacher_outputs`), so each distilled run costs what the
-student alone costs.
+Hinton's MNIST teacher made half its student's errors. On Fashion-MNIST an
+MLP teacher of the paper's size is barely better than the student, so the
+teacher here is the CNN (`models.TEACHERS["cnn"]`, about 7% test error
+against the student's 11%). The student (two hidden layers of 800 units,
+no regularization) learns once from the labels alone and once per
+temperature from the teacher's soft targets plus the labels, every student
+from the same initial weights and for the same epochs. The teacher's logits
+are computed once (`precompute_teacher_outputs`), so each distilled run
+costs what the student alone costs.
 """
 
 import time
@@ -38,7 +40,7 @@ def run(data, settings, seeds, output):
     errors = {"teacher": [], "scratch": [], **{t: [] for t in temperatures}}
     fit = dict(epochs=settings["epochs"], batch_size=settings["batch_size"], verbose=0)
     for seed in seeds:
-        teacher = models.teacher(data, seed)
+        teacher = models.teacher(data, seed, kind="cnn")
         errors["teacher"].append(models.errors(teacher, data.x_test, data.y_test))
         cached = with_teacher_outputs(
             data.y_train, precompute_teacher_outputs(teacher, data.x_train, batch_size=1000)
@@ -64,7 +66,7 @@ def run(data, settings, seeds, output):
     teacher_params = teacher.count_params()
     student_params = scratch.count_params()
     rows = [
-        ("teacher, labels", f"{teacher_params:,}", "-", report.mean_std(errors["teacher"], digits=1),
+        ("CNN teacher, labels", f"{teacher_params:,}", "-", report.mean_std(errors["teacher"], digits=1),
          report.percent([1 - e / n for e in errors["teacher"]])),
         ("student, labels only", f"{student_params:,}", "-", report.mean_std(errors["scratch"], digits=1),
          report.percent([1 - e / n for e in errors["scratch"]])),
@@ -93,13 +95,12 @@ def run(data, settings, seeds, output):
         title=f"Fashion-MNIST, mean of {len(seeds)} seed(s)")
 
     setup = (f"{data.describe()}; {len(seeds)} seed(s), mean ± standard deviation. "
-             f"Teacher 784-{models.TEACHER['quick' if data.quick else 'full']['units']}x2-10 "
-             f"(dropout); students 784-{settings['student_units']}x2-10, "
+             f"Teacher: {models.describe_teacher('cnn', data)}; students 784-{settings['student_units']}x2-10, "
              f"{settings['epochs']} epochs, Adam 1e-3, batch {settings['batch_size']}, "
              f"loss = {settings['alpha']} x cross-entropy + {1 - settings['alpha']:.1f} x T² KL, "
              "from the teacher's cached logits.")
-    headline = (f"teacher {np.mean(errors['teacher']):.0f} test errors, student "
+    headline = (f"CNN teacher {np.mean(errors['teacher']):.0f} test errors, student "
                 f"{np.mean(errors['scratch']):.0f}, distilled {np.mean(errors[best]):.0f} "
-                f"(best T = {best}) of {n:,}")
+                f"(best T = {best}, {report.relative_change(errors['scratch'], errors[best])}) of {n:,}")
     return report.Result(NAME, TITLE, PAPER, setup, table, headline, figure,
                          time.perf_counter() - start)

@@ -8,6 +8,7 @@ import platform
 import statistics
 
 import keras
+import numpy as np
 
 
 @dataclasses.dataclass
@@ -66,6 +67,26 @@ def mean_std(values, scale=1.0, digits=2):
 
 def percent(values):
     return mean_std(values, scale=100.0) + " %"
+
+
+def relative_change(before, after):
+    """The per-seed relative change from `before` to `after` (paired lists,
+    e.g. test errors), as `"-9.8 ± 1.2 %"`: negative means fewer."""
+    changes = [100.0 * (b - a) / a for a, b in zip(before, after)]
+    return f"{statistics.mean(changes):+.1f} ± {spread(changes):.1f} %"
+
+
+def bar_figure(output, name, labels, errors, examples):
+    """A bar chart of test errors (mean, with the spread over seeds)."""
+    fig, axes = figure()
+    values = [np.asarray(e, dtype="float64") for e in errors]
+    axes.bar(range(len(values)), [v.mean() for v in values], yerr=[spread(v) for v in values],
+             capsize=4, color=["gray"] + [f"C{i}" for i in range(len(values) - 1)])
+    axes.set_xticks(range(len(values)), labels)
+    low = min(v.min() for v in values)
+    axes.set_ylim(max(0.0, low - 0.15 * low), None)
+    return save_figure(fig, axes, output, name, legend=False, ylabel=f"test errors (of {examples:,})",
+                       title=f"Mean ± std of {len(values[0])} seed(s)")
 
 
 def markdown_table(header, rows):

@@ -5,8 +5,14 @@ import pytest
 
 from keras_distill import cli
 from keras_distill import experiments
+from keras_distill.experiments import teacher_store
+from tests.conftest import BACKEND
 
 
+@pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="the reproductions run once, on TensorFlow (their default backend); each piece is tested on all three",
+)
 def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
     assert cli.main(["reproduce", "all", "--quick", "--output", str(tmp_path)]) == 0
     results = (tmp_path / "RESULTS.md").read_text()
@@ -21,8 +27,12 @@ def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
     assert results.count("`keras-distill reproduce all --seeds 2 --quick`") == len(experiments.NAMES)
     assert "CPU cores" in results and "Keras" in results
 
-    # Rerunning one experiment replaces its section and keeps the others'.
+    # Rerunning one experiment replaces its section and keeps the others';
+    # its teachers come from the store, not from a new training.
+    stored = sorted(os.listdir(teacher_store.default_directory()))
+    assert any(name.startswith("cnn_teacher-") for name in stored)
     rerun = experiments.reproduce(["takd"], seeds=1, quick=True, output=str(tmp_path))
+    assert sorted(os.listdir(teacher_store.default_directory())) == stored
     assert [r.name for r in rerun] == ["takd"] and "1 seed(s)" in rerun[0].setup
     results = (tmp_path / "RESULTS.md").read_text()
     assert all(f"({name}.png)" in results for name in experiments.NAMES)
