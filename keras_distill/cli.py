@@ -18,30 +18,36 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub):
+    def common(sub, alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE, defaults=""):
         sub.add_argument("--backend", choices=BACKENDS,
                          help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
         sub.add_argument("--output", default="distill-output",
                          help="Directory for results.md, student.keras and "
                          "student_savedmodel/ (default: ./distill-output).")
-        sub.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                         help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA}).")
-        sub.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                         help=f"Softmax temperature (default {DEFAULT_TEMPERATURE}).")
+        sub.add_argument("--alpha", type=float, default=alpha,
+                         help=f"Weight of the hard-label loss (default {defaults or alpha}).")
+        sub.add_argument("--temperature", type=float, default=temperature,
+                         help=f"Softmax temperature (default {defaults or temperature}).")
         sub.add_argument("--batch-size", type=int, default=128)
+        sub.add_argument("--tune", type=int, metavar="N",
+                         help="Also search the distillation settings in N trials with "
+                         "keras_distill.tune (KerasTuner), the label-only student among them; "
+                         "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
 
     demo = commands.add_parser(
-        "demo", help="Train a teacher and a student on Fashion-MNIST, distill, "
-        "compare and export.")
-    common(demo)
+        "demo", help="Teachers and students on Fashion-MNIST: distill with few labels "
+        "and with every label, compare and export.")
+    common(demo, alpha=None, temperature=None,
+           defaults=f"{DEFAULT_ALPHA}; temperature {DEFAULT_TEMPERATURE} with few labels, 4.0 with all")
     demo.add_argument("--quick", action="store_true",
-                      help="A small subset and few epochs (under a minute).")
-    demo.add_argument("--epochs", type=int, help="Student epochs (default 20; quick: 3).")
+                      help="A small subset and few epochs (about a minute).")
+    demo.add_argument("--epochs", type=int, help="Epochs of the few-label students (default 20; quick: 5).")
     demo.add_argument("--teacher-epochs", type=int,
-                      help="Teacher epochs (default 20; quick: 2).")
+                      help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP "
+                      "and 10 for the CNN; quick: 3).")
     demo.add_argument("--labels", type=int,
-                      help="Training labels the students get (default 5000; "
-                      "quick: 1000). The teacher gets them all.")
+                      help="Training labels the few-label students get (default 5000; "
+                      "quick: 1000). The teachers get them all.")
     demo.add_argument("--seed", type=int, default=0)
 
     distill = commands.add_parser(
@@ -114,9 +120,9 @@ def _run(args):
         jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
                       temperature=args.temperature, epochs=args.epochs,
                       teacher_epochs=args.teacher_epochs, labels=args.labels,
-                      batch_size=args.batch_size, seed=args.seed)
+                      batch_size=args.batch_size, seed=args.seed, tune=args.tune)
     else:
         jobs.run_distill(args.teacher, args.student, args.data, args.epochs,
                          args.output, alpha=args.alpha,
                          temperature=args.temperature,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, tune=args.tune)

@@ -12,20 +12,28 @@ import numpy as np
 
 from keras_distill import Distiller
 from keras_distill import datasets
+from keras_distill import precompute_teacher_outputs
+from keras_distill import tune as tune_settings
+from keras_distill import with_teacher_outputs
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill.experiments import data as experiment_data
+from keras_distill.experiments import models
+from keras_distill.experiments import teacher_store
 from keras_distill.experiments.models import build_mlp
 from keras_distill.experiments.models import compile_classifier
 from keras_distill.export import export_saved_model
 
 DEMO = {
-    # Hinton et al.'s MNIST teacher (2 x 1200 units with dropout), a small
-    # student, and few labels for the students: about 5-6 minutes on 2 CPU
-    # cores with JAX.
-    "full": {"teacher_units": 1200, "student_units": 32, "teacher_epochs": 20,
-             "epochs": 20, "labels": 5000, "train_size": None, "test_size": None},
-    "quick": {"teacher_units": 256, "student_units": 32, "teacher_epochs": 2,
-              "epochs": 3, "labels": 1000, "train_size": 6000, "test_size": 2000},
+    # Part 1: few labels. The MLP teacher (Hinton et al.'s 2 x 1200 with
+    # dropout) learns from every label; a 784-32-10 student gets only
+    # `labels` of them. Part 2: every label. A CNN teacher, which knows what
+    # an MLP cannot learn from pixels alone, teaches a 784-800-800-10 MLP.
+    # Both teachers come from the reproductions' store (trained once).
+    "full": {"labels": 5000, "small_units": (32,), "epochs": 20, "temperature": 2.0,
+             "large_units": (800, 800), "large_epochs": 12, "large_temperature": 4.0},
+    "quick": {"labels": 1000, "small_units": (32,), "epochs": 5, "temperature": 2.0, "teacher_epochs": 3,
+              "large_units": (64,), "large_epochs": 3, "large_temperature": 4.0},
 }
 UNLABELED = -1
 
@@ -36,7 +44,9 @@ def _timed_fit(model, *args, **kwargs):
     return history, time.perf_counter() - start
 
 
-def _row(label, model, x_test, y_test, seconds, batch_size, labels=None):
+def _row(label, model, x_test, y_test, seconds, batch_size, labels=None, scratch=None):
+    """A table row; `scratch` is the row of the same student from scratch,
+    for the relative change in test errors."""
     logits = model.predict(x_test, batch_size=batch_size, verbose=0)
     errors = int(np.sum(np.argmax(logits, axis=-1) != y_test))
     row = {"model": label, "parameters": model.count_params()}
@@ -45,6 +55,7 @@ def _row(label, model, x_test, y_test, seconds, batch_size, labels=None):
     row.update({
         "test errors": errors,
         "test accuracy": 1.0 - errors / len(y_test),
+        "vs scratch": "-" if scratch is None else f"{100 * (errors - scratch['test errors']) / scratch['test errors']:+.1f}%",
         "training time (s)": seconds,
     })
     return row
@@ -89,112 +100,158 @@ def save_results(rows, student, output, title, notes=()):
     return table
 
 
-def _subset(x, y, size):
-    return (x, y) if size is None else (x[:size], y[:size])
-
-
-def run_demo(output="distill-output", quick=False, alpha=DEFAULT_ALPHA,
-             temperature=DEFAULT_TEMPERATURE,
+def run_demo(output="distill-output", quick=False, alpha=None, temperature=None,
              epochs=None, teacher_epochs=None, labels=None, batch_size=128,
-             seed=0, verbose="auto"):
-    """Teacher, students from scratch and a distilled student on Fashion-MNIST.
+             seed=0, tune=None, verbose="auto"):
+    """Two distillations on Fashion-MNIST, each against the same student
+    trained from scratch (same initial weights, batches and epochs).
 
-    The teacher learns from every training label. The small student gets
-    only the first `labels` of them: from scratch it can use just those
-    images; distilled, it also learns from the teacher's outputs on every
-    training image (the others' labels are hidden from it with
-    `ignore_class`). A last row trains the student from scratch on all the
-    labels, for reference.
+    1. Few labels: an MLP teacher learns from every training label; a small
+       student gets only the first `labels` of them. From scratch it can use
+       just those images; distilled, it also learns from the teacher's
+       outputs on every training image (the other labels are hidden from it
+       with `ignore_class`). A reference row trains it on all the labels.
+    2. Every label: a CNN teacher distilled into a wider MLP from the
+       teacher's cached logits; with `tune`, `keras_distill.tune` also
+       searches the settings for that student in `tune` trials.
+
+    The student of part 2 is saved as `output/student.keras` and exported
+    as a SavedModel; part 1's as `output/student_few_labels.keras`.
 
     Returns:
         The result rows (dicts), also written to `output/results.md`.
     """
     settings = dict(DEMO["quick" if quick else "full"])
-    for key, value in (("epochs", epochs), ("teacher_epochs", teacher_epochs), ("labels", labels)):
+    for key, value in (("epochs", epochs), ("labels", labels)):
         if value is not None:
             settings[key] = value
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(normalize=True)
-    x_train = x_train.reshape(len(x_train), -1)
-    x_test = x_test.reshape(len(x_test), -1)
-    x_train, y_train = _subset(x_train, y_train, settings["train_size"])
-    x_test, y_test = _subset(x_test, y_test, settings["test_size"])
-    split = len(x_train) // 12
-    x_val, y_val = x_train[-split:], y_train[-split:]
-    x_train, y_train = x_train[:-split], y_train[:-split]
+    teacher_epochs = settings.get("teacher_epochs") if teacher_epochs is None else teacher_epochs
+    overrides = {} if teacher_epochs is None else {"epochs": teacher_epochs}
+    data = experiment_data.load(quick)
+    split = len(data.x_train) // 12
+    x_val, y_val = data.x_train[-split:], data.y_train[-split:]
+    x_train, y_train = data.x_train[:-split], data.y_train[:-split]
+    x_test, y_test = data.x_test, data.y_test
     n_labels = min(settings["labels"], len(x_train))
     y_partial = y_train.copy()
     y_partial[n_labels:] = UNLABELED
     fit_args = dict(batch_size=batch_size, validation_data=(x_val, y_val), verbose=verbose)
-    student_epochs = settings["epochs"]
 
-    print(f"Backend: {keras.backend.backend()}. Fashion-MNIST: {len(x_train):,} "
-          f"training images ({n_labels:,} of them labeled for the students), "
-          f"{len(x_val):,} validation, {len(x_test):,} test.")
-    keras.utils.set_random_seed(seed)
-    units = settings["teacher_units"]
-    teacher = build_mlp([units, units], dropout=0.3, name="teacher")
-    compile_classifier(teacher)
-    print(f"\n[1/4] Teacher, {teacher.count_params():,} parameters, "
-          f"{len(x_train):,} labels, {settings['teacher_epochs']} epochs")
-    _, teacher_time = _timed_fit(teacher, x_train, y_train,
-                                 epochs=settings["teacher_epochs"], **fit_args)
+    def student(units, name):
+        keras.utils.set_random_seed(seed + 1)  # the same initial weights for each compared run
+        return build_mlp(list(units), name=name)
 
-    def student(name):
-        keras.utils.set_random_seed(seed + 1)  # same initial weights for all
-        return build_mlp([settings["student_units"]], name=name)
+    def fit(model, x, y, epochs):
+        keras.utils.set_random_seed(seed + 2)  # the same batches for each compared run
+        return _timed_fit(model, x, y, epochs=epochs, **fit_args)[1]
 
-    scratch = student("student_scratch")
-    compile_classifier(scratch)
-    print(f"\n[2/4] Student from scratch, {scratch.count_params():,} "
-          f"parameters, {n_labels:,} labels, {student_epochs} epochs")
-    _, scratch_time = _timed_fit(scratch, x_train[:n_labels], y_train[:n_labels],
-                                 epochs=student_epochs, **fit_args)
+    print(f"Backend: {keras.backend.backend()}. Fashion-MNIST: {len(x_train):,} training images, "
+          f"{len(x_val):,} validation, {len(x_test):,} test. Teachers are trained once and kept in "
+          f"{teacher_store.default_directory()}.")
+    print(f"\n[1/7] MLP teacher ({models.describe_teacher('mlp', data)})")
+    teacher, record = models.teacher_with_record(data, seed, "mlp", overrides)
+    rows = [_row("MLP teacher", teacher, x_test, y_test, record["seconds"], batch_size, len(data.x_train))]
 
-    distilled = student("student")
-    distiller = Distiller(student=distilled, teacher=teacher)
+    small_epochs = settings["epochs"]
+    print(f"\n[2/7] Student 784-{_units(settings['small_units'])}-10 from scratch, {n_labels:,} labels, "
+          f"{small_epochs} epochs")
+    scratch = compile_classifier(student(settings["small_units"], "student_scratch"))
+    seconds = fit(scratch, x_train[:n_labels], y_train[:n_labels], small_epochs)
+    rows.append(_row("student from scratch", scratch, x_test, y_test, seconds, batch_size, n_labels))
+
+    few = student(settings["small_units"], "student_few_labels")
+    part_alpha = DEFAULT_ALPHA if alpha is None else alpha
+    part_temperature = settings["temperature"] if temperature is None else temperature
+    distiller = Distiller(student=few, teacher=teacher)
     distiller.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=UNLABELED),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=UNLABELED),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        alpha=alpha,
-        temperature=temperature,
+        alpha=part_alpha,
+        temperature=part_temperature,
     )
-    print(f"\n[3/4] Distilled student (alpha={alpha}, temperature="
-          f"{temperature}), {n_labels:,} labels + the teacher on "
-          f"{len(x_train):,} images, {student_epochs} epochs")
-    _, distill_time = _timed_fit(distiller, x_train, y_partial,
-                                 epochs=student_epochs, **fit_args)
+    print(f"\n[3/7] Distilled student (alpha={part_alpha}, temperature={part_temperature}), {n_labels:,} labels "
+          f"+ the teacher on {len(x_train):,} images, {small_epochs} epochs")
+    seconds = fit(distiller, x_train, y_partial, small_epochs)
+    rows.append(_row("distilled student", few, x_test, y_test, seconds, batch_size, n_labels, rows[-1]))
 
-    reference = student("student_all_labels")
-    compile_classifier(reference)
-    print(f"\n[4/4] Student from scratch on all {len(x_train):,} labels "
-          f"(reference), {student_epochs} epochs")
-    _, reference_time = _timed_fit(reference, x_train, y_train,
-                                   epochs=student_epochs, **fit_args)
+    print(f"\n[4/7] Student from scratch on all {len(x_train):,} labels (reference), {small_epochs} epochs")
+    reference = compile_classifier(student(settings["small_units"], "student_all_labels"))
+    seconds = fit(reference, x_train, y_train, small_epochs)
+    rows.append(_row("student from scratch, all labels (reference)", reference, x_test, y_test, seconds,
+                     batch_size, len(x_train)))
 
-    rows = [
-        _row("teacher", teacher, x_test, y_test, teacher_time, batch_size,
-             len(x_train)),
-        _row("student from scratch", scratch, x_test, y_test, scratch_time,
-             batch_size, n_labels),
-        _row("distilled student", distilled, x_test, y_test, distill_time,
-             batch_size, n_labels),
-        _row("student from scratch, all labels (reference)", reference, x_test,
-             y_test, reference_time, batch_size, len(x_train)),
-    ]
+    print(f"\n[5/7] CNN teacher ({models.describe_teacher('cnn', data)})")
+    cnn, record = models.teacher_with_record(data, seed, "cnn", overrides)
+    rows.append(_row("CNN teacher", cnn, x_test, y_test, record["seconds"], batch_size, len(data.x_train)))
+
+    large_units, large_epochs = settings["large_units"], settings["large_epochs"]
+    print(f"\n[6/7] Student 784-{_units(large_units)}-10 from scratch, all {len(x_train):,} labels, "
+          f"{large_epochs} epochs")
+    wide_scratch = compile_classifier(student(large_units, "wide_student_scratch"))
+    seconds = fit(wide_scratch, x_train, y_train, large_epochs)
+    rows.append(_row("wide student from scratch", wide_scratch, x_test, y_test, seconds, batch_size,
+                     len(x_train)))
+
+    wide = student(large_units, "wide_student")
+    wide_alpha = DEFAULT_ALPHA if alpha is None else alpha
+    wide_temperature = settings["large_temperature"] if temperature is None else temperature
+    start = time.perf_counter()
+    targets = with_teacher_outputs(y_train, precompute_teacher_outputs(cnn, x_train, batch_size=1000))
+    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(cnn, x_val, batch_size=1000))
+    cache_seconds = time.perf_counter() - start
+    distiller = Distiller(student=wide, teacher=cnn)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        alpha=wide_alpha,
+        temperature=wide_temperature,
+    )
+    print(f"\n[7/7] Wide student distilled from the CNN (alpha={wide_alpha}, temperature={wide_temperature}), "
+          f"all labels, the teacher's cached logits, {large_epochs} epochs")
+    keras.utils.set_random_seed(seed + 2)
+    _, seconds = _timed_fit(distiller, x_train, targets, epochs=large_epochs, batch_size=batch_size,
+                            validation_data=(x_val, val_targets), verbose=verbose)
+    rows.append(_row("wide student distilled from the CNN", wide, x_test, y_test, seconds + cache_seconds,
+                     batch_size, len(x_train), rows[-1]))
+    exported = wide
+    notes = []
+    if tune:
+        print(f"\n[+] keras_distill.tune: {tune} trials for the wide student, validated on "
+              f"{len(x_val):,} held-out images")
+        start = time.perf_counter()
+        result = tune_settings(
+            lambda: student(large_units, "wide_student_tuned"), cnn, x_train, y_train,
+            validation_data=(x_val, y_val), max_trials=tune, epochs=large_epochs, batch_size=batch_size,
+            directory=os.path.join(output, "tuning"), seed=seed, verbose=0,
+        )
+        best = result.best
+        label = ("wide student, tuned: labels only won" if best["alpha"] == 1.0 else
+                 f"wide student, tuned ({best['distillation_loss']}, T={best['temperature']:g}, "
+                 f"alpha={best['alpha']:g}{', standardized' if best['standardize_logits'] else ''})")
+        rows.append(_row(label, result.student, x_test, y_test, time.perf_counter() - start, batch_size,
+                         len(x_train), rows[-2]))
+        exported = result.student
+        notes += ["", f"Tuning ({tune} trials, best by validation accuracy; the teacher's pass took "
+                  f"{result.teacher_seconds:.1f} s once):", "", result.table]
+
+    os.makedirs(output, exist_ok=True)
+    few.save(os.path.join(output, "student_few_labels.keras"))
     notes = [
-        f"Fashion-MNIST, {len(y_test):,} test images, backend "
-        f"{keras.backend.backend()}, seed {seed}. The students share one "
-        f"architecture, initial weights and {student_epochs} epochs; the "
-        f"teacher has {rows[0]['parameters'] / rows[2]['parameters']:.0f}x "
-        f"their parameters. The distilled student sees the same "
-        f"{n_labels:,} labels as the student from scratch, plus the "
-        f"teacher's soft targets on all {len(x_train):,} training images.",
+        f"Fashion-MNIST, {len(y_test):,} test images, backend {keras.backend.backend()}, seed {seed}. "
+        "\"vs scratch\" compares each distilled student with the same student trained from scratch on the "
+        "same labels, with the same initial weights, batches and epochs (negative: fewer errors). Teachers "
+        "stored earlier show the training time of their first run. The few-label student is saved as "
+        "`student_few_labels.keras`.",
+        *notes,
     ]
-    save_results(rows, distilled, output,
-                 "keras_distill demo: distillation on Fashion-MNIST", notes)
+    save_results(rows, exported, output, "keras_distill demo: distillation on Fashion-MNIST", notes)
     return rows
+
+
+def _units(units):
+    return "-".join(str(u) for u in units)
 
 
 def load_data(name):
@@ -231,8 +288,13 @@ def _fit_to_input(x, model):
 
 def run_distill(teacher_path, student_path, data, epochs, output,
                 alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE,
-                batch_size=128, verbose="auto"):
-    """Distills a saved teacher into a saved student and reports both."""
+                batch_size=128, tune=None, verbose="auto"):
+    """Distills a saved teacher into a saved student and reports both.
+
+    With `tune`, `keras_distill.tune` searches the settings in `tune`
+    trials (fresh copies of the student's architecture, validated on the
+    last tenth of the training data) instead of one run at `alpha` and
+    `temperature`."""
     (x_train, y_train), (x_test, y_test) = load_data(data)
     for path in (teacher_path, student_path):
         if not os.path.exists(path):
@@ -253,22 +315,31 @@ def run_distill(teacher_path, student_path, data, epochs, output,
     y_train = np.asarray(y_train).astype("int64")
     y_test = np.asarray(y_test).astype("int64")
     before = _row("student before distillation", student, x_test_s, y_test, None, batch_size)
-    distiller = Distiller(student=student, teacher=teacher)
-    distiller.compile(
-        optimizer="adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        alpha=alpha, temperature=temperature,
-    )
-    _, seconds = _timed_fit(distiller, x_train_s, y_train, epochs=epochs,
-                            batch_size=batch_size, verbose=verbose,
-                            validation_split=0.1)
-    rows = [
-        _row("teacher", teacher, x_test_t, y_test, None, batch_size),
-        before,
-        _row("distilled student", student, x_test_s, y_test, seconds, batch_size),
-    ]
-    save_results(rows, student, output, f"keras_distill distill on {data}",
-                 [f"{epochs} epochs, alpha={alpha}, temperature={temperature}, "
-                  f"backend {keras.backend.backend()}."])
+    rows = [_row("teacher", teacher, x_test_t, y_test, None, batch_size), before]
+    if tune:
+        split = len(x_train_s) // 10
+        start = time.perf_counter()
+        result = tune_settings(
+            lambda: keras.models.clone_model(student), teacher, x_train_s[:-split], y_train[:-split],
+            validation_data=(x_train_s[-split:], y_train[-split:]), max_trials=tune, epochs=epochs,
+            batch_size=batch_size, directory=os.path.join(output, "tuning"), verbose=0,
+        )
+        student = result.student
+        rows.append(_row("tuned student", student, x_test_s, y_test, time.perf_counter() - start, batch_size))
+        notes = [f"{tune} trials of {epochs} epochs, best by validation accuracy, backend "
+                 f"{keras.backend.backend()}:", "", result.table]
+    else:
+        distiller = Distiller(student=student, teacher=teacher)
+        distiller.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            alpha=alpha, temperature=temperature,
+        )
+        _, seconds = _timed_fit(distiller, x_train_s, y_train, epochs=epochs,
+                                batch_size=batch_size, verbose=verbose,
+                                validation_split=0.1)
+        rows.append(_row("distilled student", student, x_test_s, y_test, seconds, batch_size))
+        notes = [f"{epochs} epochs, alpha={alpha}, temperature={temperature}, backend {keras.backend.backend()}."]
+    save_results(rows, student, output, f"keras_distill distill on {data}", notes)
     return rows

@@ -9,6 +9,7 @@ import time
 import keras
 
 from keras_distill._training import checks
+from keras_distill._training.compile_config import load_weights
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
@@ -38,13 +39,18 @@ class TuneResult:
             training and validation data.
     """
 
-    def __init__(self, student, trials, tuner, teacher_seconds, objective):
+    def __init__(self, student, trials, tuner, teacher_seconds, objective, label_only):
         self.student = student
+        self._label_only = label_only
         self.trials = trials
         self.best = trials[0]
         self.tuner = tuner
         self.teacher_seconds = teacher_seconds
         self.objective = objective
+
+    def label_only_student(self):
+        """The label-only trial's student, at its best epoch (a new model)."""
+        return self._label_only()
 
     @property
     def table(self):
@@ -241,7 +247,7 @@ def tune(
         student = baseline["load"]()
     else:
         student = tuner.get_best_models(1)[0].student
-    return TuneResult(student, trials, tuner, teacher_seconds, objective)
+    return TuneResult(student, trials, tuner, teacher_seconds, objective, baseline["load"])
 
 
 def _import_keras_tuner():
@@ -273,7 +279,7 @@ def _baseline(build, widths, project, overwrite, train, validation, epochs, batc
 
     def load():
         distiller = new()
-        distiller.load_weights(weights_path)
+        load_weights(distiller, weights_path)
         return distiller.student
 
     if overwrite or not os.path.exists(record_path):

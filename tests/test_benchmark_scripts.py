@@ -60,3 +60,20 @@ def test_byte_level_lm_quick(tmp_path):
     assert [row[0] for row in rows][:2] == ["teacher", "student from scratch"] and len(rows) == 5
     assert all(1.0 < row[2] < 300.0 for row in rows)  # perplexity per byte, vocabulary 256
     assert (tmp_path / "student.keras").exists() and "| teacher |" in (tmp_path / "results.md").read_text()
+
+
+def test_tuning_quick(tmp_path):
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "tensorflow":
+        pytest.skip("the tuning benchmark runs once, on TensorFlow; kd.tune is tested on every backend")
+    pytest.importorskip("keras_tuner")
+    output = tmp_path / "tuning.md"
+    result = load("tuning").main(["--quick", "--output", str(output)])
+    random = result["searches"]["random"]
+    assert random["trials"] == 3 and random["epochs"] == 3 * 2 and result["ratio"] > 0
+    assert len(result["alone"]) == 3 and 0.5 < random["labels only"] <= 1.0
+    text = output.read_text()
+    assert "(b) kd.tune, random search" in text and "labels only (alpha = 1)" in text and text.count(": met") + text.count(": MISSED") == 2

@@ -29,18 +29,29 @@ def table_rows(text):
 
 def test_demo_quick(tmp_path):
     output = str(tmp_path / "out")
-    stdout = run_cli("demo", "--quick", "--output", output)
+    stdout = run_cli("demo", "--quick", "--tune", "2", "--output", output)
     assert f"Backend: {BACKEND}." in stdout
     with open(os.path.join(output, "results.md")) as f:
-        rows = table_rows(f.read())
-    assert [row.split("|")[1].strip() for row in rows] == [
-        "teacher", "student from scratch", "distilled student", "student from scratch, all labels (reference)"
+        text = f.read()
+    rows = [row for row in table_rows(text) if not row.startswith("| trial") and "alpha = 1" not in row]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names[:7] == [
+        "MLP teacher", "student from scratch", "distilled student", "student from scratch, all labels (reference)",
+        "CNN teacher", "wide student from scratch", "wide student distilled from the CNN",
     ]
-    for row in rows:
+    assert names[7].startswith("wide student, tuned")
+    for row in rows[:4] + rows[5:8]:
         accuracy = float(row.split("|")[5].strip().rstrip("%"))
         assert 50.0 < accuracy <= 100.0  # ten classes: chance is 10%
+    # "vs scratch": the distilled students against the same student from scratch.
+    for distilled, scratch in ((2, 1), (6, 5), (7, 5)):
+        change = float(rows[distilled].split("|")[6].strip().rstrip("%"))
+        errors = [int(rows[i].split("|")[4].replace(",", "")) for i in (distilled, scratch)]
+        assert abs(change - 100 * (errors[0] - errors[1]) / errors[1]) < 0.06
+    assert "labels only (alpha = 1)" in text and os.path.isdir(os.path.join(output, "tuning", "tune"))
     student = keras.saving.load_model(os.path.join(output, "student.keras"))
-    assert student.count_params() == 25450
+    assert student.count_params() == 50890
+    assert keras.saving.load_model(os.path.join(output, "student_few_labels.keras")).count_params() == 25450
     assert os.path.exists(os.path.join(output, "student_savedmodel", "saved_model.pb"))
 
 
@@ -56,6 +67,11 @@ def test_distill_saved_models(tmp_path):
     assert "distilled student" in stdout
     distilled = keras.saving.load_model(os.path.join(output, "student.keras"))
     assert not all(np.array_equal(a, b) for a, b in zip(distilled.get_weights(), student.get_weights()))
+    stdout = run_cli(
+        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
+        "--data", "digits", "--epochs", "1", "--tune", "2", "--output", output,
+    )
+    assert "tuned student" in stdout and "labels only (alpha = 1)" in stdout
 
 
 def test_distill_rejects_unknown_data(tmp_path):

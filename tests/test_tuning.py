@@ -35,6 +35,9 @@ def test_the_label_only_student_is_a_trial_and_never_beaten_on_validation(digits
     accuracy = np.mean(np.argmax(result.student.predict(x_val, verbose=0), -1) == y_val)
     np.testing.assert_allclose(accuracy, result.best["score"], atol=1e-6)
     assert result.table.count("\n") == 4 and "labels only" in result.table
+    label_only = result.label_only_student()
+    label_only_accuracy = np.mean(np.argmax(label_only.predict(x_val, verbose=0), -1) == y_val)
+    np.testing.assert_allclose(label_only_accuracy, baseline["score"], atol=1e-6)
     for a, b in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
 

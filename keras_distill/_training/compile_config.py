@@ -85,6 +85,16 @@ def pick(name, value, alias, alias_value):
     return alias_value
 
 
+def load_weights(model, path):
+    """`model.load_weights(path)` for a weights file saved from a compiled
+    model: the optimizer is given its slots first, so that its saved state
+    loads instead of being skipped with a warning."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+
+
 def serialize_model(model):
     """A model's config without its own compile config: a distiller's
     optimizer trains it, and a teacher's optimizer is never used."""

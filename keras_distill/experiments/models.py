@@ -160,10 +160,11 @@ def teacher(data, seed, kind="mlp"):
     return teacher_with_record(data, seed, kind)[0]
 
 
-def teacher_with_record(data, seed, kind="mlp"):
+def teacher_with_record(data, seed, kind="mlp", overrides=None):
     """`(teacher, record)`: the record says whether it was trained now and
-    how long its training took (`teacher_store.trained`)."""
-    settings = TEACHERS[kind]["quick" if data.quick else "full"]
+    how long its training took (`teacher_store.trained`). `overrides`
+    changes the settings (e.g. `{"epochs": 5}`), and so the stored model."""
+    settings = {**TEACHERS[kind]["quick" if data.quick else "full"], **(overrides or {})}
     if kind == "mlp":
         build = lambda: mlp([settings["units"]] * 2, "teacher", dropout=settings["dropout"])  # noqa: E731
     elif kind == "cnn":

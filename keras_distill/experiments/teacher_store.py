@@ -18,6 +18,8 @@ import warnings
 
 import keras
 
+from keras_distill._training.compile_config import load_weights
+
 ENVIRONMENT = "KERAS_DISTILL_TEACHERS"
 
 
@@ -74,10 +76,7 @@ def trained(name, build, fit, *, key, directory=None):
     record_path = os.path.join(directory, f"{name}-{digest}.json")
     if os.path.exists(path) and os.path.exists(record_path):
         try:
-            if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
-                # The file holds the optimizer's state too: give it its slots.
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(path)
+            load_weights(model, path)
             with open(record_path) as f:
                 record = json.load(f)
             return model, {**record, "loaded": True}
