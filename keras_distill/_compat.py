@@ -14,6 +14,8 @@ INTERNALS = (
     ("keras.Model (Functional)", "_outputs"),
     ("keras.KerasTensor", "_keras_history"),
     ("tf.data.Dataset", "_as_serialized_graph"),
+    ("keras.Variable (JAX)", "_value"),
+    ("keras.Model (JAX trainer)", "_jax_state"),
 )
 
 
@@ -53,3 +55,16 @@ def dataset_operations(dataset):
     for function in graph.library.function:
         operations |= {node.op for node in function.node_def}
     return operations
+
+
+def is_emptied(variable):
+    """Whether the JAX trainer took this variable's value out of it (it
+    keeps the values in its step state between a step and the epoch's end)."""
+    return getattr(variable, "_value", True) is None
+
+
+def restore_jax_state(model):
+    """Puts the JAX trainer's newest step state back into the variables,
+    as Keras does at the end of an epoch, when a step has run."""
+    if getattr(model, "_jax_state", None) is not None:
+        model.jax_state_sync()

@@ -2,13 +2,35 @@
 
 import argparse
 import os
+import subprocess
 import sys
 
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.hyperparameters import check_alpha
 from keras_distill.experiments import NAMES
+from keras_distill.losses.base import check_temperature
 
 BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _at_least(minimum):
+    """An argparse type: an int >= `minimum`, refused with exit code 2."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}. Received: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}. Received: {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+POSITIVE = _at_least(1)
 
 
 def build_parser():
@@ -28,8 +50,8 @@ def build_parser():
                          help=f"Weight of the hard-label loss (default {defaults or alpha}).")
         sub.add_argument("--temperature", type=float, default=temperature,
                          help=f"Softmax temperature (default {defaults or temperature}).")
-        sub.add_argument("--batch-size", type=int, default=128)
-        sub.add_argument("--tune", type=int, metavar="N",
+        sub.add_argument("--batch-size", type=POSITIVE, default=128)
+        sub.add_argument("--tune", type=_at_least(2), metavar="N",
                          help="Also search the distillation settings in N trials with "
                          "keras_distill.tune (KerasTuner), the label-only student among them; "
                          "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
@@ -41,11 +63,11 @@ def build_parser():
            defaults=f"{DEFAULT_ALPHA}; temperature {DEFAULT_TEMPERATURE} with few labels, 4.0 with all")
     demo.add_argument("--quick", action="store_true",
                       help="A small subset and few epochs (about a minute).")
-    demo.add_argument("--epochs", type=int, help="Epochs of the few-label students (default 20; quick: 5).")
-    demo.add_argument("--teacher-epochs", type=int,
+    demo.add_argument("--epochs", type=POSITIVE, help="Epochs of the few-label students (default 20; quick: 5).")
+    demo.add_argument("--teacher-epochs", type=POSITIVE,
                       help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP "
                       "and 10 for the CNN; quick: 3).")
-    demo.add_argument("--labels", type=int,
+    demo.add_argument("--labels", type=POSITIVE,
                       help="Training labels the few-label students get (default 5000; "
                       "quick: 1000). The teachers get them all.")
     demo.add_argument("--seed", type=int, default=0)
@@ -58,7 +80,7 @@ def build_parser():
     distill.add_argument("--data", required=True,
                          help="fashion_mnist, digits, or a .npz file with x_train, "
                          "y_train, x_test, y_test.")
-    distill.add_argument("--epochs", type=int, default=10)
+    distill.add_argument("--epochs", type=POSITIVE, default=10)
 
     reproduce = commands.add_parser(
         "reproduce", help="Reproduce a paper's claim on Fashion-MNIST: a "
@@ -68,7 +90,7 @@ def build_parser():
                            help=f"One or more of {', '.join(NAMES)}, or all.")
     reproduce.add_argument("--backend", choices=BACKENDS,
                            help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-    reproduce.add_argument("--seeds", type=int,
+    reproduce.add_argument("--seeds", type=POSITIVE,
                            help="Seeds per experiment (default 3; quick: 2).")
     reproduce.add_argument("--quick", action="store_true",
                            help="A small subset, one epoch per model: all six "
@@ -79,33 +101,57 @@ def build_parser():
     return parser
 
 
-def _select_backend(backend):
-    """Makes `backend` the Keras backend, re-running the command if needed.
+def _other_backend(backend):
+    """Whether Keras is already imported with a backend other than `backend`.
 
     The backend is fixed when Keras is first imported, and importing
     keras_distill (as `python -m keras_distill` and this module do) imports
     Keras.
     """
     if backend is None:
-        return
+        return False
     if "keras" in sys.modules:
-        if sys.modules["keras"].backend.backend() == backend:
-            return
-        env = {**os.environ, "KERAS_BACKEND": backend}
-        os.execve(sys.executable,
-                  [sys.executable, "-m", "keras_distill", *sys.argv[1:]], env)
+        return sys.modules["keras"].backend.backend() != backend
     os.environ["KERAS_BACKEND"] = backend
+    return False
 
 
 def main(argv=None):
+    """Runs the command line `argv` (default: this process's arguments).
+
+    Called as the console script, a `--backend` other than the one Keras was
+    imported with re-executes this process with it. Called from Python with
+    `argv`, the command runs in a child process with those arguments, and
+    its exit code is returned: the caller's process is left as it was.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _select_backend(args.backend)
+    if _other_backend(args.backend):
+        env = {**os.environ, "KERAS_BACKEND": args.backend}
+        command = [sys.executable, "-m", "keras_distill", *(sys.argv[1:] if argv is None else argv)]
+        if argv is None:
+            os.execve(sys.executable, command, env)
+        return subprocess.run(command, env=env).returncode
     try:
+        _check_arguments(args)
         _run(args)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"keras-distill: error: {error}\n")
     return 0
+
+
+def _check_arguments(args):
+    """What argparse cannot say, said before any training."""
+    output = args.output
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(
+            f"--output {output!r} is an existing file; the results need a directory. Pass another "
+            "path, e.g. --output distill-output."
+        )
+    if getattr(args, "alpha", None) is not None:
+        check_alpha(args.alpha)
+    if getattr(args, "temperature", None) is not None:
+        check_temperature(args.temperature)
 
 
 def _run(args):

@@ -6,6 +6,7 @@ distilled student saved as `.keras` and exported as a SavedModel.
 
 import os
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -82,7 +83,14 @@ def format_table(rows):
 
 
 def save_results(rows, student, output, title, notes=()):
-    """Prints and writes the table; saves and exports the student."""
+    """Prints and writes the table; saves and exports the student, which
+    must have finite weights (a student trained into NaN is not saved)."""
+    broken = [w.path for w in student.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+    if broken:
+        raise ValueError(
+            f"The trained student has NaN or infinite weights ({', '.join(broken[:4])}); it was not saved. "
+            "Check the data for NaN and lower the learning rate."
+        )
     os.makedirs(output, exist_ok=True)
     table = format_table(rows)
     keras_path = os.path.join(output, "student.keras")
@@ -262,21 +270,41 @@ def load_data(name):
     if name == "digits":
         return datasets.load_digits(normalize=True)
     if name.endswith(".npz") and os.path.exists(name):
-        with np.load(name) as data:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
-            if missing:
-                raise ValueError(
-                    f"{name} lacks the arrays {sorted(missing)}. Expected a "
-                    ".npz file with x_train, y_train, x_test and y_test, e.g. "
-                    "np.savez(path, x_train=..., y_train=..., x_test=..., "
-                    "y_test=...)."
-                )
-            return ((data["x_train"], data["y_train"]),
-                    (data["x_test"], data["y_test"]))
+        try:
+            with np.load(name) as data:
+                missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
+                if missing:
+                    raise ValueError(
+                        f"{name} lacks the arrays {sorted(missing)}. Expected a "
+                        ".npz file with x_train, y_train, x_test and y_test, e.g. "
+                        "np.savez(path, x_train=..., y_train=..., x_test=..., "
+                        "y_test=...)."
+                    )
+                return ((data["x_train"], data["y_train"]),
+                        (data["x_test"], data["y_test"]))
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{name} cannot be read as a .npz file ({type(error).__name__}: {error}); it may be "
+                "truncated. Write it again with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
+            ) from None
     raise ValueError(
         f"Unknown --data. Received: {name!r}. Expected fashion_mnist, digits "
         "or the path of an existing .npz file."
     )
+
+
+def _load_model(path, role):
+    """A `.keras` file as a model, or a `ValueError` that says what is wrong
+    with the file (Keras reports a damaged one as "File not found")."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"The {role} file {path!r} is not a Keras model file (a .keras file is a zip archive); it may be "
+            "truncated or of another format. Save the model again with model.save('name.keras')."
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged archive
+        raise ValueError(f"The {role} file {path!r} could not be loaded: {type(error).__name__}: {error}") from None
 
 
 def _fit_to_input(x, model):
@@ -302,8 +330,7 @@ def run_distill(teacher_path, student_path, data, epochs, output,
                 f"No such model file: {path!r}. Pass a model saved with "
                 "model.save('name.keras')."
             )
-    teacher = keras.saving.load_model(teacher_path, compile=False)
-    student = keras.saving.load_model(student_path, compile=False)
+    teacher, student = _load_model(teacher_path, "teacher"), _load_model(student_path, "student")
     x_train_s, x_test_s = _fit_to_input(x_train, student), _fit_to_input(x_test, student)
     x_test_t = _fit_to_input(x_test, teacher)
     if x_train_s.shape[1:] != _fit_to_input(x_train, teacher).shape[1:]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_distill import _compat
 from keras_distill._training import checks
+from keras_distill._training import data_checks
 from keras_distill._training.step import LABELS
 from keras_distill._training.step import TEACHER_LOGITS
 from keras_distill._training.step import TOP_K_INDICES
@@ -24,6 +25,7 @@ from keras_distill._validate import check_int
 from keras_distill.losses.top_k_divergence import top_k_teacher
 
 STORAGE_DTYPES = ("float32", "float16")
+FLOAT16_MAX = 65504.0
 
 
 def precompute_teacher_outputs(
@@ -86,14 +88,33 @@ def precompute_teacher_outputs(
             keras.ops.convert_to_numpy(as_logits(np.asarray(predict(model, inputs)), kind))
             for model, kind in zip(teachers, kinds)
         ]
+        for model, output in zip(teachers, outputs):
+            _check_storable(output, dtype, model.name)
         if top_k is not None:
             return _top_k(outputs[0], top_k, dtype)
         stacked = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
         return stacked.astype(dtype)
 
-    if checks.is_dataset(x):
+    if data_checks.is_dataset(x):
         return _cache_dataset(x, logits_of)
+    data_checks.check_finite_inputs(x)
     return logits_of(x, lambda model, inputs: model.predict(inputs, batch_size=batch_size, verbose=0))
+
+
+def _check_storable(logits, dtype, name):
+    """Refuses logits that are not finite, or that float16 cannot hold."""
+    if not np.all(np.isfinite(logits)):
+        raise ValueError(
+            f"The teacher {name!r} returned {int(np.sum(~np.isfinite(logits)))} NaN or infinite output(s) "
+            "on these inputs; there is nothing to distill from them. Check the inputs for NaN "
+            "(np.isnan(x).any()) and the teacher's weights."
+        )
+    largest = float(np.max(np.abs(logits))) if logits.size else 0.0
+    if dtype == "float16" and largest > FLOAT16_MAX:
+        raise ValueError(
+            f"The teacher {name!r} returned logits up to {largest:.3g} in magnitude; float16 holds values "
+            f"up to {FLOAT16_MAX:g}, so they would be stored as inf. Cache them with dtype='float32'."
+        )
 
 
 def with_teacher_outputs(y, teacher_logits):
@@ -150,6 +171,20 @@ def _random_operations(dataset):
 def _cache_dataset(dataset, logits_of):
     import tensorflow as tf
 
+    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "Cannot cache teacher outputs for an infinite dataset (one that repeats without end): the "
+            "teacher would never finish. Cache the dataset before .repeat(), e.g. "
+            "precompute_teacher_outputs(teacher, dataset), then .repeat() the result."
+        )
+    generators = sorted(op for op in _compat.dataset_operations(dataset) if "Generator" in op or "PyFunc" in op)
+    if generators:
+        raise ValueError(
+            "Cannot cache teacher outputs for this dataset: it is built from Python code "
+            f"({', '.join(generators)}, e.g. Dataset.from_generator), which may yield its examples in "
+            "another order each epoch, and the cached outputs would no longer match their inputs. Cache "
+            "the inputs as arrays (np.stack of one pass), or distill with the live teacher."
+        )
     random_ops = _random_operations(dataset)
     if random_ops:
         raise ValueError(

@@ -8,7 +8,6 @@ fix it. Plain numbers are checked by `keras_distill._validate`.
 import keras
 
 from keras_distill import _compat
-from keras_distill._training import step
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -79,11 +78,31 @@ def final_layer(model):
     return _compat.producing_layer(outputs[0])
 
 
+# Layers that move or keep values without changing them: a softmax before
+# them still makes the output probabilities.
+_SHAPE_ONLY = ("Reshape", "Flatten", "Permute", "Identity", "Dropout", "Cropping1D", "RepeatVector")
+
+
+def _previous_layer(layer, model):
+    """The layer feeding a single-input `layer` of `model`, or None."""
+    if isinstance(model, keras.Sequential):
+        index = model.layers.index(layer)
+        return model.layers[index - 1] if index > 0 else None
+    try:
+        return _compat.producing_layer(layer.input)
+    except (AttributeError, ValueError):
+        return None
+
+
 def ends_with_softmax(model):
-    """Whether the model's output is a softmax (probabilities, not logits)."""
-    layer = final_layer(model)
-    while isinstance(layer, keras.Model):
-        layer = final_layer(layer)
+    """Whether the model's output is a softmax (probabilities, not logits),
+    possibly followed by layers that only reshape or pass values through."""
+    owner, layer = model, final_layer(model)
+    while isinstance(layer, keras.Model) or (layer is not None and type(layer).__name__ in _SHAPE_ONLY):
+        if isinstance(layer, keras.Model):
+            owner, layer = layer, final_layer(layer)
+        else:
+            layer = _previous_layer(layer, owner)
     if layer is None:
         return False
     if type(layer).__name__ == "Softmax":
@@ -267,82 +286,6 @@ def check_top_k(
             "standardize_logits=False, or use dense teacher outputs."
         )
     return top_k
-
-
-def is_dataset(x):
-    """Whether `x` is a `tf.data.Dataset` (without importing TensorFlow)."""
-    module = type(x).__module__ or ""
-    return module.startswith("tensorflow") and hasattr(x, "element_spec")
-
-
-def uses_cached_outputs(x, y=None):
-    """Whether the data handed to `fit` / `evaluate` carries cached logits."""
-    if y is not None:
-        return step.is_cached_target(y)
-    if is_dataset(x):
-        spec = x.element_spec
-        return isinstance(spec, tuple) and len(spec) > 1 and step.is_cached_target(spec[1])
-    return False
-
-
-def has_labels(x, y):
-    """Whether `fit` / `evaluate` data carries labels: for arrays, `y`; for
-    a `tf.data.Dataset`, a second element (cached outputs may come without
-    labels). Data that cannot be inspected without iterating it (a
-    generator, a `keras.utils.PyDataset`) counts as labeled: its first step
-    tells."""
-    if y is None:
-        if is_dataset(x):
-            spec = x.element_spec
-            y = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
-        elif not _is_array_data(x):
-            return True
-    if step.is_cached_target(y):
-        return step.LABELS in y
-    return y is not None
-
-
-def _is_array_data(x):
-    if isinstance(x, dict):
-        return all(_is_array_data(value) for value in x.values())
-    if isinstance(x, (list, tuple)):
-        return all(_is_array_data(value) for value in x)
-    return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-def check_cached_outputs(x, y, teachers, teacher_classes, loss, standardize=False):
-    """Checks cached teacher outputs in `fit` / `evaluate` data against a
-    distiller's teachers and compiled distillation loss, before any step."""
-    if not uses_cached_outputs(x, y):
-        return
-    cached = x.element_spec[1][step.TEACHER_LOGITS] if y is None else y[step.TEACHER_LOGITS]
-    if isinstance(cached, dict):
-        k = cached[step.TOP_K_INDICES].shape[-1]
-        check_top_k(
-            k,
-            argument="top_k",
-            teacher_count=len(teachers),
-            teacher_classes=teacher_classes,
-            loss=loss,
-            standardize=standardize,
-        )
-        return
-    cached_shape = tuple(cached.shape)
-    count = len(teachers)
-    teacher_shape = output_shape(teachers[0])
-    if teacher_shape is None:
-        return
-    expected = (None,) + ((count,) if count > 1 else ()) + tuple(teacher_shape[1:])
-    if len(cached_shape) != len(expected) or any(
-        e is not None and c is not None and c != e for c, e in zip(cached_shape, expected)
-    ):
-        raise ValueError(
-            f"The cached teacher logits have shape {cached_shape}, but this "
-            f"distiller's {count} teacher(s) give {expected} (None: any "
-            "number of examples). Compute them with keras_distill."
-            "precompute_teacher_outputs(distiller.teacher, x) for the same "
-            "teacher(s), in the same order."
-        )
 
 
 def normalize_pairs(pairs):

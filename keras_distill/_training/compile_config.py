@@ -7,6 +7,8 @@
   `.keras` file comes back compiled and trains on.
 """
 
+import inspect
+
 import keras
 
 from keras_distill.losses.base import DistillationLoss
@@ -48,6 +50,14 @@ def resolve_hard_loss(loss):
             )
         return loss
     if callable(loss):
+        if _from_logits_default(loss) is False:
+            name = getattr(loss, "__name__", type(loss).__name__)
+            raise ValueError(
+                f"The student loss function {name} defaults to from_logits=False, so it expects "
+                "probabilities, but the student outputs logits. Received: "
+                f"loss={name}. Pass its name, loss={name!r}, which is built with from_logits=True, "
+                "or a loss object such as keras.losses.SparseCategoricalCrossentropy(from_logits=True)."
+            )
         return FunctionLoss(loss)
     raise TypeError(
         "`loss` must be a keras.losses.Loss, a loss name or a function. "
@@ -67,10 +77,26 @@ def build_distillation_loss(loss, temperature):
     logits and applies T^2, as in the keras.io tutorial.
     """
     if not isinstance(loss, DistillationLoss):
+        if getattr(loss, "from_logits", False) is True:
+            raise ValueError(
+                f"distillation_loss={type(loss).__name__}(from_logits=True): a Keras loss given as the "
+                "distillation loss receives the softened probabilities of both models (as in the keras.io "
+                "tutorial), which from_logits=True would read as logits. Use "
+                "distillation_loss='cross_entropy' (soft-target cross-entropy on logits), or "
+                f"{type(loss).__name__}(from_logits=False)."
+            )
         return SoftenedLoss(loss, temperature=temperature)
     if not loss.uses_temperature:
         return loss
     return type(loss).from_config({**loss.get_config(), "temperature": temperature})
+
+
+def _from_logits_default(function):
+    try:
+        parameter = inspect.signature(function).parameters.get("from_logits")
+    except (TypeError, ValueError):
+        return None
+    return None if parameter is None else parameter.default
 
 
 def pick(name, value, alias, alias_value):

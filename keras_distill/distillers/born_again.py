@@ -42,6 +42,12 @@ class BornAgain:
     """
 
     def __init__(self, build_model, generations=3):
+        if isinstance(build_model, keras.Model):
+            raise TypeError(
+                f"`build_model` must be a function returning a new model, but received the model "
+                f"{build_model.name!r} itself: every generation needs fresh weights. Pass e.g. "
+                "build_model=lambda: keras.models.clone_model(model)."
+            )
         if not callable(build_model):
             raise TypeError(
                 "`build_model` must be a function returning a new keras.Model. "
@@ -109,6 +115,13 @@ class BornAgain:
         if not self.models:
             raise ValueError("BornAgain.ensemble() was called before fit().")
         chosen = [self.models[i] for i in (generations or range(len(self.models)))]
+        names = [model.name for model in chosen]
+        if len(set(names)) < len(names):
+            raise ValueError(
+                f"The generations share names ({names}), and a Keras model needs distinct layer names to "
+                "average them. Have `build_model` name each one, e.g. "
+                "build_model=lambda generation: make_model(name=f'generation_{generation}')."
+            )
         inputs = keras.Input(tuple(chosen[0].inputs[0].shape[1:]), dtype=chosen[0].inputs[0].dtype)
         outputs = keras.layers.Average()(
             [keras.layers.Softmax()(model(inputs, training=False)) for model in chosen]

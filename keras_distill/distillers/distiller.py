@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_distill._training import checks
+from keras_distill._training import data_checks
 from keras_distill._training import hub
 from keras_distill._training import step
 from keras_distill._training.compile_config import CompileConfigMixin
@@ -17,6 +18,9 @@ from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
 from keras_distill._training.hyperparameters import check_alpha
 from keras_distill._training.hyperparameters import resolve_temperature
+from keras_distill._training.ownership import FrozenTeachersMixin
+from keras_distill._training.ownership import check_not_shared
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill.losses.base import check_temperature
 from keras_distill.losses.lookup import get as get_distillation_loss
 from keras_distill.losses.standardization import standardize_logits as standardize
@@ -24,7 +28,7 @@ from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class Distiller(CompileConfigMixin, keras.Model):
+class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
     """Trains a student to match a frozen teacher's softened predictions.
 
     The loss on a batch is
@@ -46,10 +50,14 @@ class Distiller(CompileConfigMixin, keras.Model):
     `tf.distribute` strategy its loss and gradients equal single-device
     training.
 
-    The teacher is frozen at construction (`teacher.trainable = False`, as in
-    `keras.distillation`), always runs with `training=False` and its outputs
-    pass through `ops.stop_gradient`: its weights never change and it gets no
-    optimizer slots. `predict` and `call` return the student's logits;
+    The teacher is frozen for the distiller's own steps: its variables are
+    left out of the distiller's trainable variables (no gradient, no
+    optimizer slot), it always runs with `training=False` and its outputs
+    pass through `ops.stop_gradient`, so its weights never change. Unlike
+    `teacher.trainable = False` (what `keras.distillation` does), this leaves
+    the user's model as it was: trainable elsewhere. A layer shared by the
+    teacher and the student is refused. If a step fails, every model comes
+    out with its weights. `predict` and `call` return the student's logits;
     `evaluate` reports the student's metrics.
 
     `alpha` and `temperature` live in float32 variables (`distiller.alpha`,
@@ -132,6 +140,7 @@ class Distiller(CompileConfigMixin, keras.Model):
                 "fresh copy of itself, use "
                 "keras.models.clone_model(teacher) as the student."
             )
+        check_not_shared(student, teachers)
         kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
         student_shape = checks.output_shape(student)
         checks.check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
@@ -145,8 +154,6 @@ class Distiller(CompileConfigMixin, keras.Model):
         super().__init__(name=name, **kwargs)
         self.student = student
         self.teachers = teachers
-        for model in teachers:
-            model.trainable = False
         self._teacher_outputs_arg = teacher_outputs
         self._teacher_weights_arg = None if teacher_weights is None else list(teacher_weights)
         self.teacher_weights = weights
@@ -294,6 +301,9 @@ class Distiller(CompileConfigMixin, keras.Model):
     def _models_built(self):
         return self.student.built
 
+    def _frozen_models(self):
+        return self.teachers
+
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
@@ -399,16 +409,30 @@ class Distiller(CompileConfigMixin, keras.Model):
         )
 
     def _check_cached_outputs(self, x, y):
-        checks.check_cached_outputs(
-            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits
+        data_checks.check_cached_outputs(
+            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits,
+            classes=self._classes(),
         )
 
-    def _check_labels(self, x, y):
-        """Refuses data without labels, before any step, when a loss needs them."""
-        if not checks.has_labels(x, y) and (
+    def _classes(self):
+        shape = checks.output_shape(self.student)
+        return None if shape is None else shape[-1]
+
+    def _preflight(self, x, y, class_weight=None):
+        """Every check of `fit` / `evaluate` data that can run before a step:
+        output shapes, cached outputs, labels (present, in range, in the
+        loss's format) and finite inputs."""
+        self._check_output_shapes(x)
+        self._check_cached_outputs(x, y)
+        data_checks.check_class_weight(x, y, class_weight)
+        if not data_checks.has_labels(x, y) and (
             self._student_loss is not None or getattr(self._distillation_loss, "needs_labels", False)
         ):
             raise self._missing_labels_error()
+        inputs, targets = data_checks.sample(x, y)
+        labels, _ = step.split_target(targets)
+        data_checks.check_labels(labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}")
+        data_checks.check_finite_inputs(inputs)
 
     def _missing_labels_error(self):
         if self._student_loss is not None:
@@ -440,26 +464,25 @@ class Distiller(CompileConfigMixin, keras.Model):
                 *validation,
                 batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
             )
-        self._check_output_shapes(x)
-        self._check_cached_outputs(x, y)
-        self._check_labels(x, y)
+        self._preflight(x, y, kwargs.get("class_weight"))
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._check_cached_outputs(validation[0], validation[1])
-        return super().fit(x, y, *args, **kwargs)
+            self._preflight(validation[0], validation[1])
+        with weights_kept_on_failure(self):
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
         x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
-        self._check_output_shapes(x)
-        self._check_cached_outputs(x, y)
-        self._check_labels(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        self._preflight(x, y)
+        with weights_kept_on_failure(self):
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         if hub.needs_preprocessing(self.student, x):
             x = hub.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
-        return super().predict(x, *args, **kwargs)
+        with weights_kept_on_failure(self):
+            return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         self._check_compiled("train_on_batch")

@@ -5,10 +5,12 @@ from keras import ops
 
 from keras_distill import features as features_module
 from keras_distill._training import checks
+from keras_distill._training import data_checks
 from keras_distill._training import step
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
 from keras_distill._training.hyperparameters import check_weight
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.projections import build_regressor
 from keras_distill._training.projections import pair_shapes
 from keras_distill.distillers.distiller import Distiller
@@ -294,12 +296,13 @@ class FeatureDistiller(Distiller):
         if self.compiled:
             compile_kwargs["jit_compile"] = self.jit_compile
         stage.compile(optimizer=optimizer, **compile_kwargs)
-        history = stage.fit(x, y, **kwargs)
+        with weights_kept_on_failure(stage):
+            history = stage.fit(x, y, **kwargs)
         self._feature_stage_done.assign(1.0)
         return history
 
     def _check_cached_outputs(self, x, y):
-        if checks.uses_cached_outputs(x, y):
+        if data_checks.uses_cached_outputs(x, y):
             raise ValueError(
                 f"{type(self).__name__} got cached teacher logits "
                 "(keras_distill.with_teacher_outputs), but it needs the "

@@ -4,12 +4,14 @@ import keras
 from keras import ops
 
 from keras_distill._training import checks
+from keras_distill._training import data_checks
 from keras_distill._training import step
 from keras_distill._training.compile_config import CompileConfigMixin
 from keras_distill._training.compile_config import resolve_hard_loss
 from keras_distill._training.compile_config import serialize_model
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.peer_optimizer import PeerOptimizer
 from keras_distill.losses.base import check_temperature
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
@@ -128,7 +130,7 @@ class MutualLearner(CompileConfigMixin, keras.Model):
         if isinstance(optimizer, PeerOptimizer):
             optimizer.set_groups([model.trainable_variables for model in self.peers])
         # One flat list, so that Keras tracks every metric's variables.
-        per_peer = [_peer_metrics(metrics, model.name) for model in self.peers]
+        per_peer = [_peer_metrics(metrics, model.name, peer_loss) for model in self.peers]
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         self._peer_loss = peer_loss
         self.peer_metrics = [metric for group in per_peer for metric in group]
@@ -166,10 +168,41 @@ class MutualLearner(CompileConfigMixin, keras.Model):
             metric.update_state(y, y_pred[owner], sample_weight=sample_weight)
         return self.get_metrics_result()
 
+    def _preflight(self, x, y):
+        """Checks labels and inputs before any step (see `Distiller.fit`)."""
+        if self._peer_loss is None:
+            raise ValueError(
+                "MutualLearner.fit()/evaluate() was called before compile(). Call "
+                "learner.compile(optimizer=..., loss=...) first."
+            )
+        if not data_checks.has_labels(x, y):
+            raise ValueError(
+                "MutualLearner trains every peer on the labels too, but got no labels (y=None). "
+                "Pass labels to fit()/evaluate()."
+            )
+        inputs, labels = data_checks.sample(x, y)
+        shape = checks.output_shape(self.peers[0])
+        data_checks.check_labels(labels, self._peer_loss, None if shape is None else shape[-1], owner="the peers")
+        data_checks.check_finite_inputs(inputs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._preflight(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) > 1:
+            self._preflight(validation[0], validation[1])
+        with weights_kept_on_failure(self):
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._preflight(x, y)
+        with weights_kept_on_failure(self):
+            return super().evaluate(x, y, *args, **kwargs)
+
     def predict(self, x, *args, peer=None, **kwargs):
         """Every peer's predictions (a list), or one peer's: `peer` is its
         index or name."""
-        outputs = super().predict(x, *args, **kwargs)
+        with weights_kept_on_failure(self):
+            outputs = super().predict(x, *args, **kwargs)
         return outputs if peer is None else outputs[self._peer_index(peer)]
 
     def _peer_index(self, peer):
@@ -198,15 +231,16 @@ class MutualLearner(CompileConfigMixin, keras.Model):
         return cls(**config)
 
 
-def _peer_metrics(metrics, prefix):
+def _peer_metrics(metrics, prefix, loss):
     """Fresh metric objects for one model, named `{prefix}_{metric name}`.
 
     Args:
         metrics: list of metric names, functions or `keras.metrics.Metric`
             objects, as given to `compile`. `"accuracy"` means
-            `SparseCategoricalAccuracy` (integer labels); pass
-            `keras.metrics.CategoricalAccuracy()` for one-hot labels.
+            `SparseCategoricalAccuracy` for a sparse loss (integer labels)
+            and `CategoricalAccuracy` for a categorical one (one-hot).
         prefix: The model's name.
+        loss: The compiled hard-label loss.
 
     Returns:
         A list of new `keras.metrics.Metric` instances.
@@ -214,7 +248,10 @@ def _peer_metrics(metrics, prefix):
     built = []
     for metric in metrics or []:
         if isinstance(metric, str) and metric.lower() in _ACCURACY:
-            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+            one_hot = data_checks.loss_kind(loss) == "categorical"
+            metric = (keras.metrics.CategoricalAccuracy if one_hot else keras.metrics.SparseCategoricalAccuracy)(
+                name="accuracy"
+            )
         elif isinstance(metric, (str, dict)):
             metric = keras.metrics.get(metric)
         if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):

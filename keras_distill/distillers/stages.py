@@ -12,11 +12,13 @@ from keras import ops
 
 from keras_distill import features as features_module
 from keras_distill._training import step
+from keras_distill._training.checks import ends_with_softmax
 from keras_distill._training.compile_config import resolve_hard_loss
+from keras_distill._training.ownership import FrozenTeachersMixin
 from keras_distill.distillers.distiller import Distiller
 
 
-class FeatureStage(keras.Model):
+class FeatureStage(FrozenTeachersMixin, keras.Model):
     """Trains the student's layers up to its tapped layers, and the
     distiller's projections, on the distiller's feature loss.
 
@@ -36,10 +38,15 @@ class FeatureStage(keras.Model):
             distiller.teacher, teacher_layers, include_output=False
         )
         self.projections = distiller.projections
+        # A function, not an attribute: Keras would track the teacher twice.
+        self._teachers = lambda: [distiller.teacher]
         self._feature_loss = distiller.compute_feature_loss
         self.feature_loss_tracker = keras.metrics.Mean(
             name=distiller.feature_metric_name
         )
+
+    def _frozen_models(self):
+        return self._teachers()
 
     def call(self, inputs, training=None):
         return self.student_front(inputs, training=training)
@@ -129,9 +136,22 @@ class StageConfig:
         return distiller
 
     def supervised(self, model):
-        """Compiles `model` for plain training on labels, fresh optimizer."""
+        """Compiles `model` for plain training on labels, fresh optimizer.
+
+        A model that ends in a softmax gets the loss on probabilities
+        (`from_logits=False`): the distillers' hard losses read logits."""
         kwargs = dict(self.compile_kwargs)
         loss = resolve_hard_loss(kwargs.pop("loss"))
+        if ends_with_softmax(model):
+            config = loss.get_config()
+            if "from_logits" not in config:
+                raise ValueError(
+                    f"The teacher {model.name!r} ends in a softmax, so it is trained on probabilities, but "
+                    f"the loss {type(loss).__name__} has no from_logits setting to say so. Pass a "
+                    "cross-entropy (e.g. loss='sparse_categorical_crossentropy'), or give the teacher a "
+                    "last layer without activation."
+                )
+            loss = type(loss).from_config({**config, "from_logits": False})
         for key in ("alpha", "temperature", "distillation_loss"):
             kwargs.pop(key, None)
         model.compile(optimizer=self.optimizer(), loss=loss, **kwargs)

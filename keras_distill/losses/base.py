@@ -11,6 +11,12 @@ from keras import ops
 
 from keras_distill._validate import check_number
 
+# Outside this range float32 breaks: below it, logits / T overflow to inf
+# (T = 1e-50 gives NaN losses); above it, T^2 overflows (T = 1e39) or every
+# softened distribution is uniform to float32's precision.
+MIN_TEMPERATURE = 1e-2
+MAX_TEMPERATURE = 1e3
+
 
 def check_temperature(temperature):
     """A temperature as a float, or a `keras.Variable` holding one, unchanged.
@@ -20,7 +26,14 @@ def check_temperature(temperature):
     """
     if isinstance(temperature, keras.Variable):
         return temperature
-    return check_number(temperature, "temperature", example=2.0, above=0)
+    return check_number(
+        temperature,
+        "temperature",
+        example=2.0,
+        at_least=MIN_TEMPERATURE,
+        at_most=MAX_TEMPERATURE,
+        note="Outside this range float32 softmax overflows or flattens every distribution.",
+    )
 
 
 def temperature_value(temperature):

@@ -103,10 +103,9 @@ class FunctionLoss(keras.losses.Loss):
     def __init__(self, fn, reduction="sum_over_batch_size", name=None):
         if isinstance(fn, (str, dict)):
             fn = keras.losses.get(fn)
-        super().__init__(
-            name=name or getattr(fn, "__name__", "function_loss"),
-            reduction=reduction,
-        )
+        # A leading underscore is not a valid TensorFlow name scope.
+        name = name or getattr(fn, "__name__", "").lstrip("_") or "function_loss"
+        super().__init__(name=name, reduction=reduction)
         self.fn = fn
 
     def call(self, y_true, y_pred):

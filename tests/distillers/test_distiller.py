@@ -517,7 +517,9 @@ def test_keras_file_round_trip_keeps_training(digits, tmp_path):
 
     assert isinstance(loaded, kd.Distiller) and loaded.compiled
     assert loaded.alpha == 0.7 and loaded.temperature == 3.0
-    assert loaded.teacher.trainable is False
+    # Frozen for the distiller's steps, yet the user's model is left trainable.
+    assert loaded.teacher.trainable is True
+    assert not {id(v) for v in loaded.teacher.variables} & {id(v) for v in loaded.trainable_variables}
     assert int(loaded.optimizer.iterations.numpy()) == int(distiller.optimizer.iterations.numpy())
     np.testing.assert_allclose(loaded.predict(x_test, verbose=0), distiller.predict(x_test, verbose=0), rtol=1e-6)
     np.testing.assert_allclose(

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 import keras_distill as kd
@@ -55,3 +56,13 @@ def test_feature_loss_names_and_errors():
         kd.losses.AttentionTransfer(p=0)
     with pytest.raises(ValueError, match="delta=-1"):
         kd.losses.RKDAngle(delta=-1)
+
+
+def test_a_function_named_with_an_underscore_gives_a_valid_scope_name():
+    def _private_loss(y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    wrapped = kd.losses.get(_private_loss)
+    assert wrapped.name == "private_loss"
+    value = wrapped(np.array([[1.0, 2.0]], "float32"), np.array([[1.0, 0.0]], "float32"))
+    assert float(keras.ops.convert_to_numpy(value)) == 2.0
