@@ -61,8 +61,9 @@ def main(argv=None):
     (x_train, y_train), (x_test, y_test) = kd.datasets.load_fashion_mnist(normalize=True)
     rng = np.random.default_rng(args.seed)
     pick = rng.permutation(len(x_train))[: args.train_examples]
-    x_train, y_train = x_train[pick][..., None], y_train[pick]
-    x_test, y_test = x_test[: args.test_examples][..., None], y_test[: args.test_examples]
+    # The models take flat 784-pixel rows and reshape them to 28x28x1.
+    x_train, y_train = x_train[pick].reshape(-1, 784), y_train[pick]
+    x_test, y_test = x_test[: args.test_examples].reshape(-1, 784), y_test[: args.test_examples]
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     fit = dict(batch_size=args.batch_size, verbose=0)
 

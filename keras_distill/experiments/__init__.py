@@ -71,6 +71,8 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         result.command, result.machine = command, machine
         print(f"{result.table}\n{result.headline} ({result.seconds:.0f} s)\n", flush=True)
         results.append(result)
-    path = report.write(results, output, NAMES)
+        # Written after every experiment, so that an interrupted `all` keeps
+        # what it has measured.
+        path = report.write([result], output, NAMES)
     print(f"Wrote {path}")
     return results
