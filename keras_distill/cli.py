@@ -33,6 +33,21 @@ def _at_least(minimum):
 POSITIVE = _at_least(1)
 
 
+# keras_distill.export.FORMATS, which imports Keras before --backend is read.
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+
+
+def _formats(text):
+    """`"litert,onnx"` as `["litert", "onnx"]`."""
+    formats = [part.strip() for part in str(text).split(",") if part.strip()]
+    unknown = [part for part in formats if part not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(
+            f"takes a comma-separated list of {', '.join(EXPORT_FORMATS)}. Received: {text!r}."
+        )
+    return formats
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-distill",
@@ -55,6 +70,14 @@ def build_parser():
                          help="Also search the distillation settings in N trials with "
                          "keras_distill.tune (KerasTuner), the label-only student among them; "
                          "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
+        sub.add_argument("--quantize", choices=("int8", "int4"),
+                         help="Also quantize the distilled student (Keras' model.quantize), post-training and "
+                         "recovered by distillation (LoRA adapters), and report both.")
+        sub.add_argument("--recover-epochs", type=POSITIVE, default=2,
+                         help="Epochs of distillation that recover the quantized student (default 2).")
+        sub.add_argument("--export", dest="formats", type=_formats, default=(), metavar="FORMATS",
+                         help="Also export every variant to these comma-separated formats "
+                         "(tf_saved_model, onnx, litert), each checked in its own runtime.")
 
     demo = commands.add_parser(
         "demo", help="Teachers and students on Fashion-MNIST: distill with few labels "
@@ -166,9 +189,12 @@ def _run(args):
         jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
                       temperature=args.temperature, epochs=args.epochs,
                       teacher_epochs=args.teacher_epochs, labels=args.labels,
-                      batch_size=args.batch_size, seed=args.seed, tune=args.tune)
+                      batch_size=args.batch_size, seed=args.seed, tune=args.tune,
+                      quantize=args.quantize, formats=args.formats, recover_epochs=args.recover_epochs)
     else:
         jobs.run_distill(args.teacher, args.student, args.data, args.epochs,
                          args.output, alpha=args.alpha,
                          temperature=args.temperature,
-                         batch_size=args.batch_size, tune=args.tune)
+                         batch_size=args.batch_size, tune=args.tune,
+                         quantize=args.quantize, formats=args.formats,
+                         recover_epochs=args.recover_epochs)

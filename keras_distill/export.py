@@ -1,44 +1,295 @@
-"""Exports a trained student as a TensorFlow SavedModel, on any backend."""
+"""Exports a student for serving, and proves the artifact computes what the
+Keras model computes.
 
+`export(model, path, format=...)` writes a TensorFlow SavedModel, an ONNX
+file or a LiteRT (`.tflite`) file with Keras' own `model.export`, then loads
+the artifact in its own runtime (TensorFlow, `onnxruntime`, the LiteRT
+interpreter of `ai-edge-litert`), runs it on sample inputs, compares with the
+Keras model and measures the file size and the latency of one example. A
+mismatch raises `ExportMismatchError`, naming the format, the largest
+difference and the inputs.
+
+Keras exports every format from the TensorFlow backend; JAX exports only
+SavedModels and PyTorch only ONNX here (its SavedModel export fails with
+torch 2.13, its LiteRT export needs `litert-torch`). The other combinations
+go through a `.keras` file and a TensorFlow-backend subprocess, which builds
+the same graph.
+"""
+
+import dataclasses
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import keras
+import numpy as np
+
+from keras_distill._validate import check_choice
+
+FORMATS = ("tf_saved_model", "onnx", "litert")
+# What Keras exports natively on each backend, as measured with Keras 3.15.1.
+NATIVE = {
+    "tensorflow": {"tf_saved_model", "onnx", "litert"},
+    "jax": {"tf_saved_model"},
+    "torch": {"onnx"},
+}
+SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
+# A float32 artifact matches to rounding; quantized graphs may round
+# differently in another runtime.
+DEFAULT_TOLERANCE = 1e-4
+# The converter's int8 weights against the float model's: a few hundredths
+# of a logit (measured: up to 0.02 on the demo's students).
+LITERT_INT8_TOLERANCE = 0.1
+_RUNTIMES = {
+    "tf_saved_model": ("tensorflow", "pip install tensorflow-cpu"),
+    "onnx": ("onnxruntime", "pip install onnxruntime (and onnx, tf2onnx)"),
+    "litert": ("ai_edge_litert", "pip install ai-edge-litert"),
+}
+
+
+class ExportMismatchError(ValueError):
+    """The exported artifact does not compute what the Keras model computes."""
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What `export` wrote and measured.
+
+    Attributes:
+        format: `"tf_saved_model"`, `"onnx"` or `"litert"`.
+        path: The artifact (a directory for a SavedModel).
+        size_bytes: Its size on disk.
+        max_difference: The largest absolute difference between the
+            artifact's outputs and the Keras model's on the sample inputs.
+        tolerance: The largest difference allowed.
+        latency_ms: Median time of one example in the artifact's runtime.
+        examples: How many sample inputs were compared.
+        via_tensorflow: Whether a TensorFlow-backend subprocess exported it.
+    """
+
+    format: str
+    path: str
+    size_bytes: int
+    max_difference: float
+    tolerance: float
+    latency_ms: float
+    examples: int
+    via_tensorflow: bool
+
+
+def export(model, path, format="tf_saved_model", *, sample_inputs=None, tolerance=None, litert_int8=False,
+           latency_runs=50):
+    """Exports `model` to `path` and checks the artifact against it.
+
+    Args:
+        model: A single-input `keras.Model` (a distilled student).
+        path: Where to write the artifact; `.onnx` / `.tflite` are added
+            when missing.
+        format: `"tf_saved_model"`, `"onnx"` or `"litert"`.
+        sample_inputs: Inputs to compare on, e.g. a slice of the test data.
+            Defaults to 8 random inputs of the model's input shape.
+        tolerance: The largest absolute difference allowed between the
+            artifact's outputs and the model's. Defaults to 1e-4, or
+            `LITERT_INT8_TOLERANCE` with `litert_int8`.
+        litert_int8: With `format="litert"`, let the TFLite converter store
+            the weights in int8 (`tf.lite.Optimize.DEFAULT`, dynamic range).
+            The converter cannot convert layers that Keras itself quantized
+            (`model.quantize`), so a phone gets its int8 model this way,
+            from the float (or quantization-aware trained) student.
+        latency_runs: Single-example runs timed (the median is reported).
+
+    Returns:
+        An `ExportReport`.
+
+    Raises:
+        ExportMismatchError: The artifact's outputs differ by more than
+            `tolerance`.
+        ImportError: The format's runtime is not installed.
+
+    Examples:
+
+    ```python
+    report = keras_distill.export.export(student, "student.tflite", format="litert",
+                                         sample_inputs=x_test[:64])
+    print(report.size_bytes, report.latency_ms, report.max_difference)
+    ```
+    """
+    format = check_choice(format, "format", FORMATS)
+    runtime = _import_runtime(format)
+    if litert_int8 and format != "litert":
+        raise ValueError(f"`litert_int8` applies to format='litert'. Received: format={format!r}.")
+    quantized = quantized_layers(model)
+    if quantized and format == "litert":
+        raise ValueError(
+            f"{model.name!r} has layers quantized by Keras ({', '.join(quantized[:4])}), which the TFLite "
+            "converter cannot convert (TF 2.21: \"'tfl.fully_connected' op operand #0 must be tensor of 32-bit "
+            "float or QI8 ...\"). Export the float student with litert_int8=True: the converter stores its "
+            "weights in int8 itself."
+        )
+    if tolerance is None:
+        tolerance = LITERT_INT8_TOLERANCE if litert_int8 else DEFAULT_TOLERANCE
+    options = {"int8": True} if litert_int8 else {}
+    if SUFFIXES[format] and not str(path).endswith(SUFFIXES[format]):
+        path = f"{path}{SUFFIXES[format]}"
+    path = str(path)
+    inputs = _sample_inputs(model, sample_inputs)
+    expected = np.asarray(keras.ops.convert_to_numpy(model(inputs, training=False)), dtype="float32")
+    via_tensorflow = format not in NATIVE.get(keras.backend.backend(), set())
+    if not via_tensorflow:
+        try:
+            model.export(path, format=format, verbose=False, **_converter_options(options))
+        except Exception:
+            if keras.backend.backend() == "tensorflow":
+                raise
+            via_tensorflow = True  # e.g. PyTorch's ONNX export of int8 layers
+    if via_tensorflow:
+        _export_in_tensorflow(model, path, format, options)
+    run = _runner(format, path, runtime)
+    outputs = np.asarray(run(inputs), dtype="float32")
+    difference = float(np.max(np.abs(outputs - expected))) if outputs.shape == expected.shape else float("inf")
+    if not difference <= tolerance:
+        where = int(np.argmax(np.max(np.abs(outputs - expected).reshape(len(inputs), -1), axis=1))) \
+            if outputs.shape == expected.shape else None
+        raise ExportMismatchError(
+            f"The {format} artifact {path} does not compute what the Keras model computes: its outputs "
+            f"differ by up to {difference:.3g} (allowed: {tolerance:g})"
+            + (f", most on sample input {where} of {len(inputs)}" if where is not None else
+               f"; it returns shape {outputs.shape} where the model returns {expected.shape}")
+            + ". The artifact was left for inspection; do not serve it. If the model is quantized, a "
+            "runtime may round differently: raise `tolerance` only after checking the accuracy."
+        )
+    latency = _latency(run, inputs[:1], latency_runs)
+    return ExportReport(format, path, _size(path), difference, tolerance, latency, len(inputs), via_tensorflow)
+
+
+def load_artifact(path, format):
+    """The artifact at `path` as a function of a NumPy batch, run in its
+    format's runtime (TensorFlow, `onnxruntime` or the LiteRT interpreter),
+    e.g. to measure its test accuracy."""
+    format = check_choice(format, "format", FORMATS)
+    return _runner(format, str(path), _import_runtime(format))
+
+
+def quantized_layers(model):
+    """Paths of the layers of `model` that Keras quantized (`model.quantize`)."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.Model):
+            found += [f"{layer.name}/{name}" for name in quantized_layers(layer)]
+        elif getattr(getattr(layer, "dtype_policy", None), "quantization_mode", None):
+            found.append(layer.name)
+    return found
+
+
+def _converter_options(options):
+    if not options.get("int8"):
+        return {}
+    import tensorflow as tf
+
+    return {"optimizations": [tf.lite.Optimize.DEFAULT]}
 
 
 def export_saved_model(model, path):
-    """Writes `model` as a SavedModel (an inference `serve` endpoint) to `path`.
+    """Writes `model` as a SavedModel (an inference `serve` endpoint) to
+    `path`, checked against the model; returns `path`."""
+    return export(model, path, format="tf_saved_model").path
 
-    On TensorFlow and JAX this is `model.export(path)`. On PyTorch, whose
-    `model.export` fails with torch 2.13 and Keras 3.15 (a `torch.export`
-    dynamic-shapes mismatch), the model goes through a `.keras` file and is
-    exported by a TensorFlow-backend subprocess, which gives the same graph.
-    TensorFlow must be installed in both cases.
-    """
-    if keras.backend.backend() != "torch":
-        model.export(path, format="tf_saved_model", verbose=False)
-        return path
-    with tempfile.TemporaryDirectory() as tmp:
-        keras_file = os.path.join(tmp, "model.keras")
-        model.save(keras_file)
-        code = (
-            "import sys, keras\n"
-            "model = keras.saving.load_model(sys.argv[1])\n"
-            "model.export(sys.argv[2], format='tf_saved_model', verbose=False)\n"
+
+def _import_runtime(format):
+    module, install = _RUNTIMES[format]
+    try:
+        return __import__(module)
+    except ImportError as error:
+        raise ImportError(
+            f"Checking a {format} export needs `{module}`, which is not installed: {install} "
+            "(or `pip install keras-distill[export]`)."
+        ) from error
+
+
+def _sample_inputs(model, sample_inputs):
+    if sample_inputs is not None:
+        return np.asarray(sample_inputs, dtype="float32")
+    if not getattr(model, "inputs", None) or len(model.inputs) != 1:
+        raise ValueError(
+            f"Pass `sample_inputs` to export {model.name!r}: its input shape is not known (or it has several "
+            "inputs). Use e.g. sample_inputs=x_test[:32]."
         )
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    shape = tuple(8 if dim is None else dim for dim in model.inputs[0].shape)
+    return np.random.default_rng(0).uniform(size=shape).astype("float32")
+
+
+def _export_in_tensorflow(model, path, format, options):
+    """Exports through a `.keras` file in a TensorFlow-backend process."""
+    with tempfile.TemporaryDirectory() as directory:
+        keras_file = os.path.join(directory, "model.keras")
+        model.save(keras_file)
+        # A loaded model has never been called, which Keras' ONNX export
+        # refuses: one call on zeros first.
+        code = (
+            "import json, sys, keras, numpy as np\n"
+            "model = keras.saving.load_model(sys.argv[1])\n"
+            "model(np.zeros([1 if d is None else d for d in model.inputs[0].shape], 'float32'))\n"
+            "options = json.loads(sys.argv[4])\n"
+            "if options.pop('int8', False):\n"
+            "    import tensorflow as tf\n"
+            "    options['optimizations'] = [tf.lite.Optimize.DEFAULT]\n"
+            "model.export(sys.argv[2], format=sys.argv[3], verbose=False, **options)\n"
+        )
         result = subprocess.run(
-            [sys.executable, "-c", code, keras_file, path],
-            env=env,
+            [sys.executable, "-c", code, keras_file, path, format, json.dumps(options)],
+            env={**os.environ, "KERAS_BACKEND": "tensorflow"},
             capture_output=True,
             text=True,
         )
         if result.returncode != 0:
             raise RuntimeError(
-                f"Exporting {model.name!r} to a SavedModel failed:\n"
-                f"{result.stderr[-2000:]}\nThe `.keras` file is unaffected; "
-                "export needs TensorFlow (`pip install tensorflow-cpu`)."
+                f"Exporting {model.name!r} to {format} in a TensorFlow-backend process failed:\n"
+                f"{result.stderr[-2000:]}\nThe model is unaffected; this export needs TensorFlow "
+                "(`pip install tensorflow-cpu`)."
             )
-    return path
+
+
+def _runner(format, path, runtime):
+    """A function running the artifact on a batch of inputs (NumPy in, out)."""
+    if format == "tf_saved_model":
+        loaded = runtime.saved_model.load(path)
+        return lambda x: loaded.serve(x).numpy()
+    if format == "onnx":
+        session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    details = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def run(x):
+        if tuple(interpreter.get_input_details()[0]["shape"]) != x.shape:
+            interpreter.resize_tensor_input(details["index"], x.shape)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(details["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(output)
+
+    interpreter.allocate_tensors()
+    return run
+
+
+def _latency(run, example, runs):
+    run(example)  # warm-up: compiles, allocates
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(example)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def _size(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)

@@ -375,6 +375,127 @@ def language_model_notebook():
     )
 
 
+DEPLOY_SETUP = SETUP.replace(
+    '"pip", "install", "-q", source]',
+    '"pip", "install", "-q", source + "[export]"]',
+)
+
+DEPLOY_DISTILL = MODELS + """
+
+# The student: the same MLP family, 10x fewer parameters, distilled from the teacher.
+keras.utils.set_random_seed(1)
+student = mlp([128], "student")
+distiller = kd.Distiller(student=student, teacher=teacher)
+distiller.compile(
+    optimizer=keras.optimizers.Adam(1e-3),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+    alpha=0.5,
+    temperature=4.0,
+)
+distill_history = distiller.fit(
+    x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=(x_val, y_val), verbose=2
+)"""
+
+DEPLOY_QUANTIZE = """\
+# Keras quantizes the Dense layers (model.quantize); quantize_student returns a
+# new model and leaves `student` as it was.
+RECOVER_EPOCHS = 1 if QUICK else 2
+post_training = kd.quantize_student(student, mode="int4", method="ptq")
+recovered = kd.quantize_student(student, teacher, x_train, y_train, mode="int4", method="lora",
+                                epochs=RECOVER_EPOCHS, validation_data=(x_val, y_val), verbose=2)
+
+
+def accuracy(model):
+    return float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), -1) == y_test))
+
+
+results = {"float32": accuracy(student), "int4 post-training": accuracy(post_training),
+           "int4 recovered by distillation": accuracy(recovered)}
+for name, value in results.items():
+    print(f"{name:<32}{value:.2%}")"""
+
+DEPLOY_EXPORT = """\
+# export() writes the artifact, runs it in its own runtime, compares it with the
+# Keras model (an ExportMismatchError otherwise) and measures size and latency.
+from keras_distill.export import export, export_saved_model, load_artifact
+
+litert = export(student, os.path.join(OUTPUT, "student_int8"), format="litert", litert_int8=True,
+                sample_inputs=x_test[:64])
+onnx = export(recovered, os.path.join(OUTPUT, "student_int4"), format="onnx", sample_inputs=x_test[:64],
+              tolerance=1e-2)
+for report in (litert, onnx):
+    print(f"{report.format:<8}{report.path:<60}{report.size_bytes / 1e3:>8.1f} kB"
+          f"{report.latency_ms:>8.3f} ms  max diff {report.max_difference:.1e}")
+student.save(os.path.join(OUTPUT, "student.keras"))
+export_saved_model(student, os.path.join(OUTPUT, "student_savedmodel"))"""
+
+DEPLOY_INTERPRETER = """\
+# The .tflite file in the LiteRT interpreter a phone runs, on the whole test set.
+from ai_edge_litert.interpreter import Interpreter
+
+interpreter = Interpreter(model_path=litert.path)
+interpreter.allocate_tensors()
+inputs, outputs = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+predictions = []
+for image in x_test:
+    interpreter.set_tensor(inputs["index"], image[None])
+    interpreter.invoke()
+    predictions.append(np.argmax(interpreter.get_tensor(outputs["index"])[0]))
+results["int8 .tflite (LiteRT interpreter)"] = float(np.mean(np.array(predictions) == y_test))
+results["int4 .onnx (onnxruntime)"] = float(np.mean(np.argmax(load_artifact(onnx.path, "onnx")(x_test), -1) == y_test))
+for name, value in results.items():
+    print(f"{name:<36}{value:.2%}")"""
+
+DEPLOY_PLOT = """\
+import matplotlib
+
+if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+fig, axis = plt.subplots(figsize=(8, 3.5))
+axis.barh(list(results), [100 * value for value in results.values()])
+axis.set(xlabel="test accuracy (%)", xlim=(min(results.values()) * 100 - 5, 100))
+fig.tight_layout()
+fig.savefig(os.path.join(OUTPUT, "accuracy_by_format.png"), dpi=80)
+plt.show()"""
+
+
+def deploy_notebook():
+    return new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# From a distilled student to a phone: quantize, recover, export\n\n"
+                "A teacher (784-1200-1200-10) is distilled into a 784-128-10 student on Fashion-MNIST. The "
+                "student is quantized to int4 with Keras (`model.quantize`), which costs accuracy; "
+                "`kd.quantize_student(..., method='lora')` wins it back with LoRA adapters trained by "
+                "distillation from the float teacher while the int4 kernels stay frozen. Then "
+                "`keras_distill.export.export` writes a LiteRT `.tflite` file and an ONNX file, each checked "
+                "against the Keras model in its own runtime, and we run the `.tflite` file in the LiteRT "
+                "interpreter. Needs `pip install keras-distill[export]`."
+            ),
+            new_code_cell(DEPLOY_SETUP),
+            new_markdown_cell("## Data"),
+            new_code_cell(DATA),
+            new_markdown_cell("## Teacher and distilled student"),
+            new_code_cell(DEPLOY_DISTILL),
+            new_markdown_cell("## Quantize, then recover by distillation"),
+            new_code_cell(DEPLOY_QUANTIZE),
+            new_markdown_cell(
+                "## Export with proof\n"
+                "The TFLite converter cannot read layers Keras quantized, so the `.tflite` file is the float "
+                "student with the converter's own int8 weights (`litert_int8=True`); the int4 student goes to ONNX."
+            ),
+            new_code_cell(DEPLOY_EXPORT),
+            new_markdown_cell("## The artifacts in their runtimes"),
+            new_code_cell(DEPLOY_INTERPRETER),
+            new_code_cell(DEPLOY_PLOT),
+        ],
+        metadata=METADATA,
+    )
+
+
 def write(notebook, name):
     # Numbered cell ids: regenerating an unchanged notebook leaves it unchanged.
     for index, cell in enumerate(notebook.cells):
@@ -385,6 +506,7 @@ def write(notebook, name):
 def main():
     write(distiller_notebook(), "01_distiller.ipynb")
     write(language_model_notebook(), "07_language_model.ipynb")
+    write(deploy_notebook(), "08_deploy.ipynb")
     for name, notebook in method_notebooks(SETUP, DATA, METADATA).items():
         write(notebook, name)
 

@@ -77,3 +77,22 @@ def test_tuning_quick(tmp_path):
     assert len(result["alone"]) == 3 and 0.5 < random["labels only"] <= 1.0
     text = output.read_text()
     assert "(b) kd.tune, random search" in text and "labels only (alpha = 1)" in text and text.count(": met") + text.count(": MISSED") == 2
+
+
+def test_deploy_quick(tmp_path):
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "tensorflow":
+        pytest.skip("the deployment benchmark runs once, on TensorFlow; quantize_student and export run on every backend")
+    pytest.importorskip("onnxruntime")
+    output = tmp_path / "deploy.md"
+    measured = load("deploy").main(["--quick", "--students", "mlp", "--formats", "onnx", "--output", str(output)])
+    assert set(measured["mlp"]) == {
+        "float32", "int8 post-training", "int8 recovered (LoRA + KD)", "int8 quantization-aware KD",
+        "int4 post-training", "int4 recovered (LoRA + KD)", "int4 quantization-aware KD",
+    }
+    assert all(0.1 < accuracy <= 1.0 for accuracy in measured["mlp"].values())
+    text = output.read_text()
+    assert text.count("| onnx |") == 7 and text.count("Target int") == 2

@@ -90,3 +90,55 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "demo", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout and "--backend" in result.stdout
+
+
+def test_distill_quantizes_and_exports_with_one_table(tmp_path):
+    student, teacher = make_pair()
+    teacher.save(tmp_path / "teacher.keras")
+    student.save(tmp_path / "student.keras")
+    output = str(tmp_path / "out")
+    stdout = run_cli(
+        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
+        "--data", "digits", "--epochs", "2", "--output", output, "--quantize", "int8", "--recover-epochs", "1",
+        "--export", "onnx,litert",
+    )
+    assert "## Deployment" in stdout
+    with open(os.path.join(output, "results.md")) as f:
+        text = f.read()
+    deployment = text[text.index("## Deployment"):]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in deployment.splitlines()
+            if line.startswith("| ") and not line.startswith("| student |")]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("float32", "keras"), ("float32", "onnx"), ("float32", "litert"), ("int8 by the LiteRT converter", "litert"),
+        ("int8 post-training", "keras"), ("int8 post-training", "onnx"),
+        ("int8 recovered (LoRA + KD)", "keras"), ("int8 recovered (LoRA + KD)", "onnx"),
+    ]
+    accuracy = {(row[0], row[1]): float(row[2].rstrip("%")) for row in rows}
+    assert all(0.0 <= value <= 100.0 for value in accuracy.values())
+    # Each artifact, run in its own runtime on the whole test set, agrees with its Keras model.
+    for name, format in accuracy:
+        if format != "keras" and (name, "keras") in accuracy:
+            assert abs(accuracy[name, format] - accuracy[name, "keras"]) <= 0.6, accuracy
+    directory = os.path.join(output, "deploy")
+    for name in ("student_float32.onnx", "student_float32.tflite", "student_litert_int8.tflite",
+                 "student_int8_posttraining.keras", "student_int8_recovered.onnx"):
+        assert os.path.exists(os.path.join(directory, name)), sorted(os.listdir(directory))
+    recovered = keras.saving.load_model(os.path.join(directory, "student_int8_recovered.keras"))
+    assert {layer.quantization_mode for layer in recovered.layers} == {"int8"}
+
+
+def test_unknown_export_formats_are_refused_before_training(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_distill", "distill", "--teacher", "t.keras", "--student", "s.keras",
+         "--data", "digits", "--export", "onnx,coreml", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "argument --export: takes a comma-separated list of tf_saved_model, onnx, litert" in result.stderr
+
+
+def test_the_command_lines_formats_are_the_exporters():
+    from keras_distill.cli import EXPORT_FORMATS
+    from keras_distill.export import FORMATS
+
+    assert EXPORT_FORMATS == FORMATS

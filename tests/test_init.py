@@ -22,7 +22,8 @@ LAYERS = (
         "teacher cache": ("keras_distill.teacher_cache",),
         "export": ("keras_distill.export",),
     },
-    {"tuning": ("keras_distill.tuning",)},
+    {"tuning": ("keras_distill.tuning",), "quantization": ("keras_distill.quantize",)},
+    {"deployment": ("keras_distill.deploy",)},
     {"public API": ("keras_distill",)},
     {
         "command line and experiments": (
