@@ -96,3 +96,18 @@ def test_deploy_quick(tmp_path):
     assert all(0.1 < accuracy <= 1.0 for accuracy in measured["mlp"].values())
     text = output.read_text()
     assert text.count("| onnx |") == 7 and text.count("Target int") == 2
+
+
+def test_lm_memory_quick(tmp_path):
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("the memory benchmark reads XLA's memory analysis: JAX only")
+    output = tmp_path / "lm_memory.md"
+    rows = load("lm_memory").main(["--quick", "--output", str(output)])
+    (vocabulary, dense_peak, chunked_peak, _, _, loss_difference, gradient_difference), = rows
+    assert vocabulary == 2048 and chunked_peak < dense_peak
+    assert loss_difference < 1e-5 and gradient_difference < 1e-5
+    assert "| 2,048 |" in output.read_text()

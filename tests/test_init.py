@@ -21,6 +21,7 @@ LAYERS = (
         "distillers": ("keras_distill.distillers",),
         "teacher cache": ("keras_distill.teacher_cache",),
         "export": ("keras_distill.export",),
+        "sequence data": ("keras_distill.sequence_data",),
     },
     {"tuning": ("keras_distill.tuning",), "quantization": ("keras_distill.quantize",)},
     {"deployment": ("keras_distill.deploy",)},

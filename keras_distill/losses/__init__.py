@@ -40,3 +40,5 @@ from keras_distill.losses.top_k_divergence import TopKKLDivergence
 from keras_distill.losses.top_k_divergence import pack_top_k
 from keras_distill.losses.top_k_divergence import top_k_kl_divergence
 from keras_distill.losses.top_k_divergence import top_k_teacher
+from keras_distill.losses.universal_logit import UniversalLogitDistillation
+from keras_distill.losses.universal_logit import universal_logit_distillation

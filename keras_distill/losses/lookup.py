@@ -15,6 +15,7 @@ from keras_distill.losses.relational import RKDAngle
 from keras_distill.losses.relational import RKDDistance
 from keras_distill.losses.soft_targets import SoftTargetCrossEntropy
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
+from keras_distill.losses.universal_logit import UniversalLogitDistillation
 
 ALIASES = {
     "kl": SoftTargetKLDivergence,
@@ -32,6 +33,7 @@ ALIASES = {
     "dkd": DecoupledKD,
     "decoupled_kd": DecoupledKD,
     "dist": DIST,
+    "uld": UniversalLogitDistillation,
 }
 
 FEATURE_ALIASES = {

@@ -1,0 +1,52 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_distill as kd
+from tests.conftest import LENGTH
+from tests.conftest import causal_lm
+
+
+def greedy_reference(teacher, token_ids, mask):
+    """Greedy decoding written out: at each position after the prompt, the
+    teacher's most likely next token given everything before it."""
+    token_ids = token_ids.copy()
+    for position in range(1, LENGTH):
+        logits = keras.ops.convert_to_numpy(
+            teacher({"token_ids": token_ids, "padding_mask": np.ones_like(mask)}, training=False))
+        fill = ~mask[:, position]
+        token_ids[fill, position] = np.argmax(logits[fill, position - 1], axis=-1)
+    return token_ids
+
+
+def test_tokenized_prompts_give_the_teachers_greedy_continuations_and_weights(tmp_path):
+    keras.utils.set_random_seed(0)
+    teacher = causal_lm(1, 16, "teacher")
+    rng = np.random.default_rng(0)
+    lengths = np.array([1, 2, 3, 2])
+    mask = np.arange(LENGTH)[None, :] < lengths[:, None]
+    token_ids = np.where(mask, rng.integers(1, 12, (4, LENGTH)), 0).astype("int32")
+    x, y, weights = kd.generate_distillation_data(teacher, {"token_ids": token_ids, "padding_mask": mask},
+                                                  batch_size=3, path=str(tmp_path / "data.npz"))
+    expected = greedy_reference(teacher, token_ids, mask)
+    full = np.concatenate([x["token_ids"], y[:, -1:]], axis=1)
+    np.testing.assert_array_equal(full, expected)
+    np.testing.assert_array_equal(y, expected[:, 1:])
+    # Weight 1 exactly where the next token was generated.
+    np.testing.assert_array_equal(weights, (~mask[:, 1:]).astype("float32"))
+    stored = np.load(tmp_path / "data.npz")
+    np.testing.assert_array_equal(stored["labels"], y)
+    # Ready for fit: the student learns the teacher's outputs.
+    student = causal_lm(1, 8, "student")
+    student.compile(optimizer=keras.optimizers.Adam(1e-2),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = student.fit(x, y, sample_weight=weights, epochs=20, batch_size=4, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+def test_text_prompts_need_a_preprocessor():
+    teacher = causal_lm(1, 8, "teacher")
+    with pytest.raises(ValueError, match="has no preprocessor.*tokenized"):
+        kd.generate_distillation_data(teacher, ["a prompt"])
+    with pytest.raises(ValueError, match="needs a keras-hub CausalLM teacher"):
+        kd.generate_distillation_data(keras.Sequential([keras.layers.Dense(2)]), ["a prompt"])
