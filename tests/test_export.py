@@ -70,7 +70,8 @@ def test_litert_refuses_keras_quantized_layers_and_quantizes_itself(tmp_path):
     int8_report = export(student, os.path.join(tmp_path, "int8"), format="litert", sample_inputs=_inputs(),
                          litert_int8=True, latency_runs=5)
     assert int8_report.size_bytes < 0.5 * float_report.size_bytes
-    assert int8_report.max_difference <= int8_report.tolerance == 0.1
+    assert int8_report.max_difference <= int8_report.tolerance
+    assert int8_report.tolerance >= 0.02 and int8_report.max_difference > 1e-6  # rounded, within 2% of the logits
 
 
 def test_saved_model_serves_the_same_predictions(tmp_path):

@@ -143,3 +143,22 @@ def test_recovery_without_a_teacher_or_data_is_refused():
         kd.quantize_student(student, mode="int8", method="lora")
     with pytest.raises(ValueError, match=r"`mode` must be one of \('int8', 'int4'\)"):
         kd.quantize_student(student, mode="int2", method="ptq")
+
+
+def test_quantized_students_train_under_distillation_with_their_kernels_and_the_teacher_unchanged(trained, digits):
+    teacher, student = trained
+    (x, y), _ = digits
+    model = with_adapters(student, "int8", rank=4)
+    frozen = {v.path: np.array(v) for v in model.variables if "lora" not in v.path and "bias" not in v.path}
+    adapters = {v.path: np.array(v) for v in model.variables if "lora_kernel_b" in v.path}
+    teacher_weights = [np.array(w) for w in teacher.get_weights()]
+    distiller = kd.Distiller(model, teacher)
+    distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    distiller.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert any(path.endswith("/kernel") for path in frozen)
+    for v in model.variables:
+        if v.path in frozen:
+            np.testing.assert_array_equal(np.array(v), frozen[v.path], err_msg=v.path)
+        if v.path in adapters:
+            assert not np.array_equal(np.array(v), adapters[v.path]), v.path  # the adapters trained
+    assert all(np.array_equal(a, b) for a, b in zip(teacher_weights, teacher.get_weights()))
