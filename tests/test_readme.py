@@ -32,6 +32,7 @@ def small_fashion_mnist(monkeypatch, tmp_path):
     "heading, max_lines",
     [
         ("Example", 16),
+        ("Distillation that pays: teachers, losses, and a tuner that never loses", 24),
         ("Feature distillation: FitNets, FSP, attention, relations", 22),
         ("Several teachers, class subsets, cohorts, chains, generations", 20),
         ("Cached teacher outputs", 16),
