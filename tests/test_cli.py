@@ -121,7 +121,7 @@ def test_distill_quantizes_and_exports_with_one_table(tmp_path):
             assert abs(accuracy[name, format] - accuracy[name, "keras"]) <= 0.6, accuracy
     directory = os.path.join(output, "deploy")
     for name in ("student_float32.onnx", "student_float32.tflite", "student_litert_int8.tflite",
-                 "student_int8_posttraining.keras", "student_int8_recovered.onnx"):
+                 "student_int8_post_training.keras", "student_int8_recovered.onnx"):
         assert os.path.exists(os.path.join(directory, name)), sorted(os.listdir(directory))
     recovered = keras.saving.load_model(os.path.join(directory, "student_int8_recovered.keras"))
     assert {layer.quantization_mode for layer in recovered.layers} == {"int8"}
