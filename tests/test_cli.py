@@ -29,11 +29,13 @@ def table_rows(text):
 
 def test_demo_quick(tmp_path):
     output = str(tmp_path / "out")
-    stdout = run_cli("demo", "--quick", "--tune", "2", "--output", output)
+    stdout = run_cli("demo", "--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1",
+                     "--export", "onnx")
     assert f"Backend: {BACKEND}." in stdout
     with open(os.path.join(output, "results.md")) as f:
         text = f.read()
-    rows = [row for row in table_rows(text) if not row.startswith("| trial") and "alpha = 1" not in row]
+    main = text.split("## Deployment")[0]
+    rows = [row for row in table_rows(main) if not row.startswith("| trial") and "alpha = 1" not in row]
     names = [row.split("|")[1].strip() for row in rows]
     assert names[:7] == [
         "MLP teacher", "student from scratch", "distilled student", "student from scratch, all labels (reference)",
@@ -53,6 +55,12 @@ def test_demo_quick(tmp_path):
     assert student.count_params() == 50890
     assert keras.saving.load_model(os.path.join(output, "student_few_labels.keras")).count_params() == 25450
     assert os.path.exists(os.path.join(output, "student_savedmodel", "saved_model.pb"))
+    # --quantize / --export: the tuned student's variants, each exported and measured, in one more table.
+    deployment = text[text.index("## Deployment"):]
+    variants = [line.split("|")[1].strip() for line in deployment.splitlines() if line.startswith("| ")][1:]
+    assert variants == ["float32", "float32", "int4 post-training", "int4 post-training",
+                        "int4 recovered (LoRA + KD)", "int4 recovered (LoRA + KD)"]
+    assert os.path.exists(os.path.join(output, "deploy", "student_int4_recovered.onnx"))
 
 
 def test_distill_saved_models(tmp_path):
