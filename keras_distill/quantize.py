@@ -151,13 +151,9 @@ def _leaf_layers(model):
 
 
 def _copy(model):
-    """A copy with the same weights, sharing nothing with `model`."""
-    try:
-        copy = keras.models.clone_model(model)
-    except Exception:
-        # Subclassed models: through their config.
-        copy = model.__class__.from_config(model.get_config())
-        copy.build(model.inputs[0].shape if getattr(model, "inputs", None) else None)
+    """A copy with the same weights, sharing nothing with `model`
+    (`clone_model` rebuilds subclassed models from their config itself)."""
+    copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 

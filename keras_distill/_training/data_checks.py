@@ -237,3 +237,12 @@ def check_class_weight(x, y, class_weight):
             "targets only, and the cached target holds the labels and the logits. Pass the equivalent "
             "per-example weights instead: sample_weight=np.vectorize(class_weight.get)(y)."
         )
+
+
+def validation_pair(kwargs):
+    """`(x, y)` of `fit`'s `validation_data` when it is given as arrays
+    with labels, else None (a dataset is checked as it is fed)."""
+    validation = kwargs.get("validation_data")
+    if isinstance(validation, (tuple, list)) and len(validation) > 1:
+        return validation[0], validation[1]
+    return None

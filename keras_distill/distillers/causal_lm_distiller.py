@@ -98,9 +98,6 @@ class CausalLMDistiller(Distiller):
         """The student's logits (`distiller.student.predict`)."""
         return self.student.predict(x, *args, **kwargs)
 
-    def compute_teacher_logits(self, x):
-        return self._targets.logits([self.teachers[0](x, training=False)])
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels, cached = step.split_target(y)
         if cached is not None:
@@ -153,13 +150,6 @@ class CausalLMDistiller(Distiller):
 
     def get_config(self):
         return {**super().get_config(), "chunk_size": self.chunk_size}
-
-    @classmethod
-    def from_config(cls, config):
-        chunk_size = config.pop("chunk_size", 128)
-        distiller = super().from_config(config)
-        distiller.chunk_size = chunk_size
-        return distiller
 
 
 def chunked_token_losses(student_hidden, teacher_hidden, labels, weights, chunk_losses, chunk_size):

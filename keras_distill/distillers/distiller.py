@@ -465,9 +465,9 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
                 batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
             )
         self._preflight(x, y, kwargs.get("class_weight"))
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._preflight(validation[0], validation[1])
+        validation = data_checks.validation_pair(kwargs)
+        if validation is not None:
+            self._preflight(*validation)
         with weights_kept_on_failure(self):
             return super().fit(x, y, *args, **kwargs)
 

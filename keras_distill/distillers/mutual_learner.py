@@ -187,9 +187,9 @@ class MutualLearner(CompileConfigMixin, keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._preflight(x, y)
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._preflight(validation[0], validation[1])
+        validation = data_checks.validation_pair(kwargs)
+        if validation is not None:
+            self._preflight(*validation)
         with weights_kept_on_failure(self):
             return super().fit(x, y, *args, **kwargs)
 
