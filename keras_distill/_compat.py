@@ -16,6 +16,7 @@ INTERNALS = (
     ("tf.data.Dataset", "_as_serialized_graph"),
     ("keras.Variable (JAX)", "_value"),
     ("keras.Model (JAX trainer)", "_jax_state"),
+    ("keras_hub.models.CausalLM", "_build_cache"),
 )
 
 
@@ -68,3 +69,11 @@ def restore_jax_state(model):
     as Keras does at the end of an epoch, when a step has run."""
     if getattr(model, "_jax_state", None) is not None:
         model.jax_state_sync()
+
+
+def build_generation_cache(causal_lm, token_ids):
+    """A keras-hub CausalLM's key/value cache over `token_ids`, from one
+    forward pass: what its own `generate_step` starts from. keras-hub's
+    causal LMs all define `_build_cache(token_ids)`, returning
+    `(hidden_states, cache)`, and `call_with_cache` to extend it."""
+    return causal_lm._build_cache(token_ids)[1]

@@ -1,11 +1,14 @@
 """The private Keras and TensorFlow internals keras_distill relies on are
 still there: if one disappears, this test names it and the version."""
 
+import importlib.util
+
 import keras
 import numpy as np
 import pytest
 
 from keras_distill import _compat
+from tests import conftest
 
 
 def _missing(owner, attribute, version):
@@ -27,6 +30,14 @@ def test_every_internal_exists_in_the_installed_versions():
         objects["keras.Model (JAX trainer)"] = model
         model.compile(optimizer="sgd", loss="mse")
         model.fit(np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"), verbose=0)
+    if importlib.util.find_spec("keras_hub") is not None:
+        keras.utils.set_random_seed(0)
+        causal_lm = conftest.causal_lm(1, 8, "lm")
+        objects["keras_hub.models.CausalLM"] = causal_lm
+        token_ids = np.ones((2, conftest.LENGTH), "int32")
+        cache = _compat.build_generation_cache(causal_lm, token_ids)
+        # (batch, layers, key and value, length, heads, head size)
+        assert tuple(cache.shape[:4]) == (2, 1, 2, conftest.LENGTH)
     for owner, attribute in _compat.INTERNALS:
         if owner in objects:
             assert hasattr(objects[owner], attribute), _missing(owner, attribute, versions)

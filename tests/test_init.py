@@ -107,4 +107,5 @@ def test_the_public_names():
         assert hasattr(kd, name), name
     assert sorted(kd.distillers.__all__ if hasattr(kd.distillers, "__all__") else [
         name for name in dir(kd.distillers) if name[0].isupper()
-    ]) == ["AssistantChain", "BornAgain", "Distiller", "FSPDistiller", "FeatureDistiller", "HintDistiller", "MutualLearner"]
+    ]) == ["AssistantChain", "BornAgain", "Distiller", "FSPDistiller", "FeatureDistiller", "HintDistiller", "MutualLearner",
+         "OnPolicyDistiller"]

@@ -8,3 +8,4 @@ from keras_distill.distillers.feature_distiller import FeatureDistiller
 from keras_distill.distillers.fsp_distiller import FSPDistiller
 from keras_distill.distillers.hint_distiller import HintDistiller
 from keras_distill.distillers.mutual_learner import MutualLearner
+from keras_distill.distillers.on_policy_distiller import OnPolicyDistiller
