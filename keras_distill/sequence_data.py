@@ -49,13 +49,25 @@ def generate_distillation_data(teacher, prompts, *, max_length=None, batch_size=
     Reference:
         - [Kim & Rush, 2016](https://arxiv.org/abs/1606.07947)
     """
-    if not hasattr(teacher, "generate") or not hasattr(teacher, "compile"):
+    if not hasattr(teacher, "generate") or not hasattr(teacher, "sampler"):
         raise ValueError(
             f"generate_distillation_data needs a keras-hub CausalLM teacher (with `generate`); received "
             f"{type(teacher).__name__}."
         )
     batch_size = check_int(batch_size, "batch_size", example=16, at_least=1)
-    teacher.compile(sampler=sampler)
+    # `teacher.compile(sampler=...)` would also replace the teacher's
+    # optimizer and loss: set the sampler alone, and put it back after.
+    from keras_hub.samplers import get as get_sampler
+
+    previous = (teacher.sampler, teacher.generate_function)
+    teacher.sampler, teacher.generate_function = get_sampler(sampler), None
+    try:
+        return _generate(teacher, prompts, max_length, batch_size, stop_token_ids, path)
+    finally:
+        teacher.sampler, teacher.generate_function = previous
+
+
+def _generate(teacher, prompts, max_length, batch_size, stop_token_ids, path):
     if isinstance(prompts, dict):
         return _from_tokens(teacher, prompts, batch_size, path)
     prompts = np.asarray(prompts)

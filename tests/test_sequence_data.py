@@ -26,8 +26,12 @@ def test_tokenized_prompts_give_the_teachers_greedy_continuations_and_weights(tm
     lengths = np.array([1, 2, 3, 2])
     mask = np.arange(LENGTH)[None, :] < lengths[:, None]
     token_ids = np.where(mask, rng.integers(1, 12, (4, LENGTH)), 0).astype("int32")
+    teacher.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", sampler="top_k")
+    optimizer, sampler = teacher.optimizer, teacher.sampler
     x, y, weights = kd.generate_distillation_data(teacher, {"token_ids": token_ids, "padding_mask": mask},
                                                   batch_size=3, path=str(tmp_path / "data.npz"))
+    # The teacher's own compile (optimizer, sampler) is left as it was.
+    assert teacher.optimizer is optimizer and teacher.sampler is sampler
     expected = greedy_reference(teacher, token_ids, mask)
     full = np.concatenate([x["token_ids"], y[:, -1:]], axis=1)
     np.testing.assert_array_equal(full, expected)

@@ -165,6 +165,13 @@ def check_logit_shapes(teacher_shape, student_shape, teacher_name, student_name)
             f"{student_name!r} outputs (batch, "
             f"{', '.join(map(str, student_shape))}). Give the student the "
             "teacher's number of classes."
+            + (
+                " For language models with different tokenizers, pass both models' tokens: "
+                "Distiller(student, teacher, separate_teacher_inputs=True), compiled with "
+                "distillation_loss='uld' (keras_distill.losses.UniversalLogitDistillation)."
+                if len(teacher_shape) >= 2 and len(teacher_shape) == len(student_shape)
+                else ""
+            )
         )
     if student_shape and student_shape[-1] == 1:
         raise ValueError(
@@ -186,6 +193,28 @@ def check_teacher_shapes(teachers, student_shape, student_name, teacher_classes,
             student_shape,
             model.name,
             student_name,
+        )
+
+
+def check_separate_inputs(teachers, teacher_classes, teacher_top_k):
+    """A teacher with its own inputs (tokenizer): one teacher, all of whose
+    classes (tokens) are distilled."""
+    if len(teachers) != 1 or teacher_classes is not None or teacher_top_k is not None:
+        raise ValueError(
+            "separate_teacher_inputs=True takes one teacher, without `teacher_classes` or `teacher_top_k` "
+            f"(their vocabularies differ). Received {len(teachers)} teacher(s), teacher_classes="
+            f"{teacher_classes!r}, teacher_top_k={teacher_top_k!r}."
+        )
+
+
+def check_loss_across_vocabularies(loss, given):
+    """The distillation loss of a teacher with its own tokenizer must take
+    two vocabularies and sequences of different lengths."""
+    if not getattr(loss, "accepts_other_vocabularies", False):
+        raise ValueError(
+            f"distillation_loss={given!r} compares the two models token by token, but with "
+            "separate_teacher_inputs=True their vocabularies and sequences differ. Use "
+            "distillation_loss='uld' (keras_distill.losses.UniversalLogitDistillation)."
         )
 
 

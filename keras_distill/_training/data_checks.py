@@ -246,3 +246,17 @@ def validation_pair(kwargs):
     if isinstance(validation, (tuple, list)) and len(validation) > 1:
         return validation[0], validation[1]
     return None
+
+
+def check_separate_inputs(x, y):
+    """With `separate_teacher_inputs=True`, array inputs (or a dataset's
+    first batch) must be `{"student": ..., "teacher": ...}`."""
+    inputs, _ = sample(x, y)
+    if inputs is None:
+        return
+    if not isinstance(inputs, dict) or set(inputs) != {"student", "teacher"}:
+        keys = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(
+            "With separate_teacher_inputs=True the inputs must be a dict {'student': student_inputs, "
+            f"'teacher': teacher_inputs}}, the same texts tokenized by each model's tokenizer. Received {keys}."
+        )

@@ -62,6 +62,8 @@ class CausalLMDistiller(Distiller):
     ```
     """
 
+    takes_separate_teacher_inputs = False
+
     def __init__(self, student, teacher, *, chunk_size=128, teacher_top_k=None, name="causal_lm_distiller",
                  **kwargs):
         for role, model in (("student", student), ("teacher", teacher)):

@@ -90,6 +90,14 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
             outputs), with `keras_distill.losses.top_k_kl_divergence`; for
             large vocabularies. One teacher, `distillation_loss="kl"`. A
             dense cache of teacher logits is cut to its top k as well.
+        separate_teacher_inputs: bool. For a teacher with its own
+            tokenizer: the inputs `x` are then a dict `{"student":
+            student_inputs, "teacher": teacher_inputs}`, the same texts
+            tokenized by each model's tokenizer; labels and `sample_weight`
+            are the student's. The two vocabularies may differ, and the
+            loss must take any two:
+            `distillation_loss="uld"` (`keras_distill.losses.UniversalLogitDistillation`).
+            One teacher; `predict` takes the student's inputs alone.
         name: Name of the distiller.
 
     Examples:
@@ -120,6 +128,8 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         - [Wang et al., 2022](https://openaccess.thecvf.com/content/ACCV2022/html/Wang_Class_Specialized_Knowledge_Distillation_ACCV_2022_paper.html)
     """
 
+    takes_separate_teacher_inputs = True
+
     def __init__(
         self,
         student,
@@ -128,6 +138,7 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         teacher_weights=None,
         teacher_classes=None,
         teacher_top_k=None,
+        separate_teacher_inputs=False,
         name="distiller",
         **kwargs,
     ):
@@ -143,7 +154,21 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         check_not_shared(student, teachers)
         kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
         student_shape = checks.output_shape(student)
-        checks.check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
+        if not isinstance(separate_teacher_inputs, bool):
+            raise TypeError(
+                "`separate_teacher_inputs` must be True or False. Received: "
+                f"separate_teacher_inputs={separate_teacher_inputs!r}."
+            )
+        if separate_teacher_inputs and not self.takes_separate_teacher_inputs:
+            raise ValueError(
+                f"{type(self).__name__} feeds the teacher and the student the same inputs. Distill a teacher "
+                "with its own tokenizer with keras_distill.Distiller(student, teacher, "
+                "separate_teacher_inputs=True)."
+            )
+        if separate_teacher_inputs:
+            checks.check_separate_inputs(teachers, teacher_classes, teacher_top_k)
+        else:
+            checks.check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
         weights = checks.normalize_teacher_weights(teacher_weights, len(teachers))
         checks.check_top_k(
             teacher_top_k,
@@ -160,6 +185,7 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
         self.teacher_top_k = teacher_top_k
         self.teacher_outputs = kinds[0] if len(teachers) == 1 else kinds
+        self.separate_teacher_inputs = separate_teacher_inputs
 
         self._alpha = add_hyperparameter(self, "alpha", DEFAULT_ALPHA)
         self._temperature = add_hyperparameter(self, "temperature", DEFAULT_TEMPERATURE)
@@ -281,6 +307,8 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
                 f"standardize_logits={standardize_logits!r}."
             )
         checks.check_top_k(self.teacher_top_k, loss=resolved, standardize=standardize_logits)
+        if self.separate_teacher_inputs:
+            checks.check_loss_across_vocabularies(resolved, distillation_loss)
 
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
@@ -305,7 +333,17 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         return self.teachers
 
     def call(self, inputs, training=None):
-        return self.student(inputs, training=training)
+        return self.student(self._student_inputs(inputs), training=training)
+
+    def _student_inputs(self, x):
+        """The student's part of `x` (all of it, unless the teacher has its
+        own inputs)."""
+        if self.separate_teacher_inputs and isinstance(x, dict) and set(x) == {"student", "teacher"}:
+            return x["student"]
+        return x
+
+    def _teacher_inputs(self, x):
+        return x["teacher"] if self.separate_teacher_inputs else x
 
     @property
     def teacher(self):
@@ -335,14 +373,14 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         return labels, self._targets.from_outputs(outputs), features
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels, targets, _ = self._teacher_targets(x, y)
-        loss_weights, _ = step.token_weights(x, y_pred, sample_weight)
+        labels, targets, _ = self._teacher_targets(self._teacher_inputs(x), y)
+        loss_weights, _ = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
         return self._response_loss(labels, targets, y_pred, loss_weights) + self._regularization_loss()
 
     def _response_loss(self, labels, targets, student_logits, sample_weight):
         """`alpha * loss(y, student) + (1 - alpha) * distillation_loss`,
         recorded in the `student_loss` and `distillation_loss` metrics."""
-        if not targets.top_k:
+        if not targets.top_k and not self.separate_teacher_inputs:
             checks.check_logit_shapes(
                 targets.values.shape, student_logits.shape, self.teachers[0].name, self.student.name
             )
@@ -376,7 +414,7 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = step.split_target(y)
-        _, metric_weights = step.token_weights(x, y_pred, sample_weight)
+        _, metric_weights = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
         return super().compute_metrics(x, labels, y_pred, metric_weights)
 
     def _check_compiled(self, method):
@@ -422,7 +460,10 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
         """Every check of `fit` / `evaluate` data that can run before a step:
         output shapes, cached outputs, labels (present, in range, in the
         loss's format) and finite inputs."""
-        self._check_output_shapes(x)
+        if self.separate_teacher_inputs:
+            data_checks.check_separate_inputs(x, y)
+        else:
+            self._check_output_shapes(x)
         self._check_cached_outputs(x, y)
         data_checks.check_class_weight(x, y, class_weight)
         if not data_checks.has_labels(x, y) and (
@@ -503,6 +544,7 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
             "teacher_weights": self._teacher_weights_arg,
             "teacher_classes": self.teacher_classes,
             "teacher_top_k": self.teacher_top_k,
+            "separate_teacher_inputs": self.separate_teacher_inputs,
         }
 
     @classmethod

@@ -82,6 +82,7 @@ class FeatureDistiller(Distiller):
     """
 
     requires_feature_stage = False
+    takes_separate_teacher_inputs = False
     weight_argument = "feature_weight"
     default_feature_weight = 1.0
     feature_metric_name = "feature_loss"

@@ -77,6 +77,8 @@ class OnPolicyDistiller(Distiller):
         - [Agarwal et al., 2024](https://arxiv.org/abs/2306.13649)
     """
 
+    takes_separate_teacher_inputs = False
+
     def __init__(self, student, teacher, *, lmbda=0.5, sampling_temperature=1.0, end_token_id=None, seed=None,
                  name="on_policy_distiller", **kwargs):
         if not callable(getattr(student, "call_with_cache", None)) or not hasattr(student, "_build_cache"):

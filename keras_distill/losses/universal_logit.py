@@ -68,7 +68,11 @@ def universal_logit_distillation(teacher_logits, student_logits, temperature=1.0
 class UniversalLogitDistillation(DistillationLoss):
     """Universal Logit Distillation as a `keras.losses.Loss`: `y_true` is the
     teacher's logits, `y_pred` the student's, their vocabularies may differ.
-    See `keras_distill.losses.universal_logit_distillation`.
+    See `keras_distill.losses.universal_logit_distillation`. Per-token values
+    have the student's sequence length (0 past the teacher's), so the
+    student's `sample_weight` applies; distill a teacher with its own
+    tokenizer with `keras_distill.Distiller(student, teacher,
+    separate_teacher_inputs=True)`.
 
     Args:
         temperature: float > 0 (or a scalar `keras.Variable`). Defaults to
@@ -89,4 +93,11 @@ class UniversalLogitDistillation(DistillationLoss):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):
-        return _per_example(y_true, y_pred, self.temperature)
+        values = _per_example(y_true, y_pred, self.temperature)
+        # One value per student token, so that the student's per-token
+        # weights apply: positions past the teacher's sequence have no
+        # teacher distribution and contribute 0.
+        missing = (y_pred.shape[1] - values.shape[1]) if len(y_pred.shape) >= 3 else 0
+        if missing:
+            values = ops.pad(values, [[0, 0], [0, missing]] + [[0, 0]] * (len(values.shape) - 2))
+        return values
