@@ -212,11 +212,13 @@ LENGTH = 32 if QUICK else 128
 TRAIN_BYTES = 20_000 if QUICK else 400_000
 
 
-def to_sequences(docs, length=LENGTH):
-    # Byte 0 ends a document and pads; padding_mask marks the inputs whose label is real.
+def to_sequences(docs, length=LENGTH, encode=None):
+    # Token 0 ends a document and pads; padding_mask marks the inputs whose label is real.
+    # Tokens are bytes, or encode(doc) ids for a model with its own tokenizer.
     windows = []
     for doc in docs:
-        data = np.concatenate([np.frombuffer(doc, np.uint8).astype("int32"), [0]])
+        ids = np.frombuffer(doc, np.uint8) if encode is None else encode(doc)
+        data = np.concatenate([np.asarray(ids, "int32"), [0]])
         windows += [data[s : s + length + 1] for s in range(0, max(len(data) - 1, 1), length)]
     tokens = np.zeros((len(windows), length + 1), "int32")
     mask = np.zeros((len(windows), length), bool)
@@ -237,14 +239,18 @@ def take(docs, budget):
 
 
 held_out = documents[: len(documents) // 10]
-x_train, y_train = to_sequences(take(documents[len(held_out):], TRAIN_BYTES))
-x_val, y_val = to_sequences(take(held_out, TRAIN_BYTES // 5))
+train_docs, val_docs = take(documents[len(held_out):], TRAIN_BYTES), take(held_out, TRAIN_BYTES // 5)
+x_train, y_train = to_sequences(train_docs)
+x_val, y_val = to_sequences(val_docs)
 print(directory, x_train["token_ids"].shape, x_val["token_ids"].shape)"""
 
 LM_MODELS = """\
-def causal_lm(layers, width, name):
+import time
+
+
+def causal_lm(layers, width, name, vocabulary=256):
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=256, num_layers=layers, num_heads=max(width // 32, 1), hidden_dim=width,
+        vocabulary_size=vocabulary, num_layers=layers, num_heads=max(width // 32, 1), hidden_dim=width,
         intermediate_dim=4 * width, max_sequence_length=LENGTH, dropout=0.0, name=f"{name}_backbone",
     )
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
@@ -256,10 +262,14 @@ weights, val_weights = x_train["padding_mask"].astype("float32"), x_val["padding
 keras.utils.set_random_seed(0)
 teacher = causal_lm(2, 32, "teacher") if QUICK else causal_lm(4, 128, "teacher")
 teacher.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CE)
-teacher_history = teacher.fit(
-    x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
+start = time.perf_counter()
+# keras-hub's CausalLM.fit batches arrays without shuffling them; keras.Model.fit
+# shuffles every epoch, as the distillers do.
+teacher_history = keras.Model.fit(
+    teacher, x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
     batch_size=32, epochs=EPOCHS, verbose=2,
-)"""
+)
+results = {"teacher": (teacher, time.perf_counter() - start)}  # name: (model, training seconds)"""
 
 LM_DISTILL = """\
 student_size = (1, 16) if QUICK else (2, 64)
@@ -267,22 +277,120 @@ keras.utils.set_random_seed(1)
 scratch = causal_lm(*student_size, "student")
 initial = scratch.get_weights()
 scratch.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE)
-scratch_history = scratch.fit(
-    x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
+start = time.perf_counter()
+scratch_history = keras.Model.fit(
+    scratch, x_train, y_train, sample_weight=weights, validation_data=(x_val, y_val, val_weights),
     batch_size=32, epochs=EPOCHS, verbose=2,
 )
+results["student from scratch"] = (scratch, time.perf_counter() - start)
+
+
+def new_student():
+    model = causal_lm(*student_size, "student")
+    model.set_weights(initial)
+    return model
+
 
 # Token-level distillation: the padding mask comes from the inputs, so padded
 # bytes count in neither loss. Top-k: the teacher's 8 most likely bytes, cached once.
 top_k = kd.precompute_teacher_outputs(teacher, x_train, top_k=8, dtype="float16")
-student = causal_lm(*student_size, "student")
-student.set_weights(initial)
+student = new_student()
 distiller = kd.Distiller(student, teacher)
 distiller.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0, distillation_loss="kl")
+start = time.perf_counter()
 distill_history = distiller.fit(
     x_train, kd.with_teacher_outputs(y_train, top_k), validation_data=(x_val, y_val),
     batch_size=32, epochs=EPOCHS, verbose=2,
-)"""
+)
+results["off-policy KD, cached top-8"] = (student, time.perf_counter() - start)"""
+
+LM_CHUNKED = """\
+# The same token-level loss without ever holding the (batch, sequence, vocabulary)
+# logits: from both backbones' hidden states, chunk_size tokens at a time, each chunk
+# rebuilt in the backward pass. What a 262,144-token vocabulary needs.
+chunked_student = new_student()
+chunked = kd.CausalLMDistiller(chunked_student, teacher, chunk_size=LENGTH // 4)
+chunked.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0, distillation_loss="kl")
+start = time.perf_counter()
+chunked.fit(x_train, y_train, batch_size=32, epochs=EPOCHS, verbose=2)
+results["off-policy KD, chunked"] = (chunked_student, time.perf_counter() - start)"""
+
+LM_ON_POLICY = """\
+# GKD: with probability lmbda a batch keeps each window's first PROMPT bytes and the
+# student writes the rest itself; the teacher scores it, and the loss is the
+# generalized JSD on the generated bytes. The weights mark where the prompt ends.
+PROMPT = 8 if QUICK else 32
+response = weights * (np.arange(LENGTH)[None, :] >= PROMPT - 1)
+gkd_student = new_student()
+gkd = kd.OnPolicyDistiller(gkd_student, teacher, lmbda=0.5, sampling_temperature=1.0, seed=0)
+gkd.compile(optimizer=keras.optimizers.Adam(2e-3), beta=0.5, temperature=1.0)
+start = time.perf_counter()
+gkd.fit(x_train, y_train, sample_weight=response, batch_size=32, epochs=EPOCHS, verbose=2)
+results["on-policy KD (GKD)"] = (gkd_student, time.perf_counter() - start)"""
+
+LM_SEQUENCE = """\
+# Sequence-level KD (Kim & Rush): the teacher continues the same prompts (greedy),
+# and the student learns its text as data.
+prompt_mask = x_train["padding_mask"] & (np.arange(LENGTH)[None, :] < PROMPT)
+prompts = {"token_ids": np.where(prompt_mask, x_train["token_ids"], 0), "padding_mask": prompt_mask}
+start = time.perf_counter()
+x_seq, y_seq, w_seq = kd.generate_distillation_data(teacher, prompts, batch_size=256)
+print(repr(bytes(int(b) for b in x_seq["token_ids"][0] if b).decode("utf-8", "replace")))
+seq_student = new_student()
+seq_student.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE)
+keras.Model.fit(seq_student, x_seq, y_seq, sample_weight=w_seq, batch_size=32, epochs=EPOCHS, verbose=2)
+results["sequence-level KD"] = (seq_student, time.perf_counter() - start)"""
+
+LM_CROSS = """\
+# A student with its own tokenizer: byte-level BPE trained here on the training text.
+# The teacher reads the same windows as bytes; ULD compares the two models' sorted
+# probabilities position by position, whatever their vocabularies.
+import tokenizers
+
+tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
+tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+tokenizer.decoder = tokenizers.decoders.ByteLevel()
+tokenizer.train_from_iterator(
+    [doc.decode("utf-8", "replace") for doc in train_docs],
+    tokenizers.trainers.BpeTrainer(vocab_size=320 if QUICK else 512, special_tokens=["<end>"], show_progress=False,
+                                   initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()),
+)
+
+
+def encode(doc):
+    return tokenizer.encode(doc.decode("utf-8", "replace")).ids
+
+
+def as_bytes(x):
+    rows = [tokenizer.decode([int(i) for i in ids[mask] if i], skip_special_tokens=True).encode("utf-8")[:LENGTH]
+            for ids, mask in zip(x["token_ids"], x["padding_mask"])]
+    tokens, mask = np.zeros((len(rows), LENGTH), "int32"), np.zeros((len(rows), LENGTH), bool)
+    for row, data in enumerate(rows):
+        tokens[row, : len(data)], mask[row, : len(data)] = np.frombuffer(data, np.uint8), True
+    return {"token_ids": tokens, "padding_mask": mask}
+
+
+x_bpe, y_bpe = to_sequences(train_docs, LENGTH // 2, encode)
+x_bpe_val, y_bpe_val = to_sequences(val_docs, LENGTH // 2, encode)
+VOCABULARY = tokenizer.get_vocab_size()
+keras.utils.set_random_seed(1)
+bpe_initial = causal_lm(*student_size, "bpe_student", VOCABULARY).get_weights()
+bpe_students = {}
+for name, distill in [(f"BPE student ({VOCABULARY} tokens) from scratch", False), ("BPE student, ULD from the byte teacher", True)]:
+    model = causal_lm(*student_size, "bpe_student", VOCABULARY)
+    model.set_weights(bpe_initial)
+    start = time.perf_counter()
+    if distill:
+        cross = kd.Distiller(model, teacher, separate_teacher_inputs=True)
+        cross.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0,
+                      distillation_loss="uld")
+        cross.fit({"student": x_bpe, "teacher": as_bytes(x_bpe)}, y_bpe, batch_size=32, epochs=EPOCHS, verbose=2)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE)
+        keras.Model.fit(model, x_bpe, y_bpe, sample_weight=x_bpe["padding_mask"].astype("float32"), batch_size=32,
+                        epochs=EPOCHS, verbose=2)
+    results[name] = (model, time.perf_counter() - start)
+    bpe_students[name] = model"""
 
 LM_PLOT = """\
 import matplotlib
@@ -292,12 +400,13 @@ if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt
 
 
-def perplexity(model):
-    logits = model.predict(x_val, batch_size=64, verbose=0).astype("float64")
+def perplexity(model, x=x_val, y=y_val):
+    # Per byte: the BPE students' token losses are summed over the same text, divided by its bytes.
+    logits = model.predict(x, batch_size=64, verbose=0).astype("float64")
     logits -= logits.max(-1, keepdims=True)
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    nll = -np.take_along_axis(log_probs, y_val[..., None], -1)[..., 0]
-    return float(np.exp((nll * x_val["padding_mask"]).sum() / x_val["padding_mask"].sum()))
+    nll = -np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
+    return float(np.exp((nll * x["padding_mask"]).sum() / x_val["padding_mask"].sum()))
 
 
 fig, axis = plt.subplots(figsize=(6, 4))
@@ -310,31 +419,35 @@ axis.legend()
 fig.tight_layout()
 fig.savefig(os.path.join(OUTPUT, "learning_curves.png"), dpi=80)
 plt.show()
-for name, model in [("teacher", teacher), ("student from scratch", scratch), ("distilled student", student)]:
-    print(f"{name:<22}{model.count_params():>10,} parameters, perplexity {perplexity(model):.3f}")"""
+print(f"{'model':<40}{'parameters':>12}{'perplexity/byte':>17}{'training (s)':>14}")
+for name, (model, seconds) in results.items():
+    value = perplexity(model, x_bpe_val, y_bpe_val) if name in bpe_students else perplexity(model)
+    print(f"{name:<40}{model.count_params():>12,}{value:>17.3f}{seconds:>14.0f}")"""
 
 LM_PRESET = """\
-# With network access (e.g. on Colab), start from a real pretrained teacher:
-# GPT-2 base (124M) teaching a 4-layer GPT-2 with the same vocabulary,
-# on raw strings through the teacher's preprocessor.
+# With network access (e.g. on Colab, logged in to Kaggle, where Gemma's licence is
+# accepted), start from real pretrained models: Gemma 3 1B teaching Gemma 3 270M,
+# which share the 262,144-token vocabulary. At that vocabulary the logits of one batch
+# of 8 x 256 tokens are 2 GB per model: the chunked distiller never builds them.
 if "google.colab" in sys.modules and os.environ.get("KERAS_DISTILL_OFFLINE") != "1":
-    preset_teacher = keras_hub.models.GPT2CausalLM.from_preset("gpt2_base_en")
-    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor.from_preset("gpt2_base_en", sequence_length=128)
-    small = keras_hub.models.GPT2CausalLM(
-        backbone=keras_hub.models.GPT2Backbone(
-            vocabulary_size=preset_teacher.backbone.vocabulary_size, num_layers=4, num_heads=4,
-            hidden_dim=256, intermediate_dim=1024, max_sequence_length=128,
-        ),
-        preprocessor=None,
-    )
+    preprocessor = keras_hub.models.Gemma3CausalLMPreprocessor.from_preset("gemma3_instruct_1b", sequence_length=256)
+    big = keras_hub.models.Gemma3CausalLM.from_preset("gemma3_instruct_1b", preprocessor=None)
+    small = keras_hub.models.Gemma3CausalLM.from_preset("gemma3_270m", preprocessor=None)
     texts = [doc.decode("utf-8", "replace") for doc in documents[:2000]]
     x_text, y_text, w_text = preprocessor(texts)  # token_ids, padding_mask; labels; mask
-    preset_teacher.preprocessor = None
-    gkd = kd.Distiller(small, preset_teacher, teacher_top_k=64)
-    gkd.compile(optimizer="adam", loss=CE, alpha=0.5, temperature=1.0)
-    gkd.fit(dict(x_text), y_text, sample_weight=w_text, batch_size=8, epochs=1)
+    x_text = {key: np.asarray(value) for key, value in x_text.items()}
+    y_text, w_text = np.asarray(y_text), np.asarray(w_text)
+    # Off-policy, chunked; then on-policy (GKD) on prompts of 64 tokens.
+    gemma = kd.CausalLMDistiller(small, big, chunk_size=64)
+    gemma.compile(optimizer=keras.optimizers.AdamW(1e-5), loss=CE, alpha=0.5, temperature=1.0,
+                  distillation_loss="reverse_kl")
+    gemma.fit(x_text, y_text, sample_weight=w_text, batch_size=8, epochs=1)
+    on_policy = kd.OnPolicyDistiller(small, big, lmbda=0.5, end_token_id=preprocessor.tokenizer.end_token_id)
+    on_policy.compile(optimizer=keras.optimizers.AdamW(1e-5), beta=0.5)
+    on_policy.fit(x_text, y_text, sample_weight=w_text * (np.arange(256)[None, :] >= 63), batch_size=8, epochs=1)
 else:
-    print("Offline: skipping the pretrained-preset teacher.")"""
+    print("Offline: skipping the pretrained Gemma 3 teacher.")"""
+
 
 LM_EXPORT = """\
 student.save(os.path.join(OUTPUT, "student.keras"))
@@ -352,10 +465,13 @@ def language_model_notebook():
             new_markdown_cell(
                 "# Distilling a language model with keras-hub\\n\\n"
                 "A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a "
-                "student half its depth and width, token by token: the soft-target loss is averaged "
-                "over real tokens only (the inputs' `padding_mask`), and the teacher's outputs are "
-                "cached as its top-8 bytes. With network access, the last section starts from the "
-                "pretrained `gpt2_base_en` preset instead."
+                "student half its depth and width, every student from the same initial weights for the "
+                "same epochs: token by token from the teacher's cached top-8 bytes (the loss averaged over "
+                "real tokens only), the same loss chunked over the sequence (`kd.CausalLMDistiller`), "
+                "on-policy on the student's own samples (`kd.OnPolicyDistiller`, GKD), sequence-level "
+                "on the teacher's generated text (`kd.generate_distillation_data`), and into a student "
+                "with its own BPE tokenizer (`separate_teacher_inputs=True`, the ULD loss). With network "
+                "access, the last section distills Gemma 3 1B into Gemma 3 270M from keras-hub presets."
             ),
             new_code_cell(LM_SETUP),
             new_markdown_cell("## Data: bytes of text that ships with Debian"),
@@ -364,9 +480,17 @@ def language_model_notebook():
             new_code_cell(LM_MODELS),
             new_markdown_cell("## The student: from scratch, and distilled from the cached top-k"),
             new_code_cell(LM_DISTILL),
-            new_markdown_cell("## Perplexity"),
+            new_markdown_cell("## Chunked: large vocabularies without the full logits"),
+            new_code_cell(LM_CHUNKED),
+            new_markdown_cell("## On-policy: the student learns on its own text (GKD)"),
+            new_code_cell(LM_ON_POLICY),
+            new_markdown_cell("## Sequence-level: the student learns the teacher's text"),
+            new_code_cell(LM_SEQUENCE),
+            new_markdown_cell("## A student with its own tokenizer"),
+            new_code_cell(LM_CROSS),
+            new_markdown_cell("## Perplexity per byte and training time"),
             new_code_cell(LM_PLOT),
-            new_markdown_cell("## A pretrained teacher (needs the network)"),
+            new_markdown_cell("## Pretrained models: Gemma 3 1B into Gemma 3 270M (needs the network)"),
             new_code_cell(LM_PRESET),
             new_markdown_cell("## Save the student"),
             new_code_cell(LM_EXPORT),

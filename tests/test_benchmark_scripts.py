@@ -57,8 +57,16 @@ def test_byte_level_lm_quick(tmp_path):
     module = util.module_from_spec(spec)
     spec.loader.exec_module(module)
     rows = module.main(["--quick", "--output", str(tmp_path)])
-    assert [row[0] for row in rows][:2] == ["teacher", "student from scratch"] and len(rows) == 5
+    names = [row[0] for row in rows]
+    assert names[:2] == ["teacher", "student from scratch"] and len(rows) == 9
     assert all(1.0 < row[2] < 300.0 for row in rows)  # perplexity per byte, vocabulary 256
+    perplexity = {name.split(" (")[0]: value for name, _, value, _ in rows}
+    # Same initial weights, same batches: the chunked loss trains the student
+    # the dense one does.
+    assert perplexity["off-policy KD, chunked"] == pytest.approx(perplexity["off-policy KD, dense logits"], rel=1e-3)
+    assert any(name.startswith("on-policy KD") for name in names)
+    assert any(name.startswith("sequence-level KD") for name in names)
+    assert names[-2:] == ["BPE student (320 tokens) from scratch", "BPE student distilled from the byte teacher (ULD)"]
     assert (tmp_path / "student.keras").exists() and "| teacher |" in (tmp_path / "results.md").read_text()
 
 

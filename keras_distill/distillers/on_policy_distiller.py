@@ -36,7 +36,10 @@ class OnPolicyDistiller(Distiller):
     `beta` by default) on the positions whose next token was generated,
     prompt and padding masked. Otherwise the batch is used as given
     (off-policy, supervised distillation). Evaluation always uses the
-    data as given.
+    data as given. Cost: an on-policy batch adds one cached decoding step
+    per position; every training batch runs the student forward once more
+    (on the batch chosen, outside the branch, where the JAX backend allows
+    dropout's random state to change).
 
     The data is what `keras_distill.Distiller` takes for token-level
     distillation: `{"token_ids", "padding_mask"}`, labels (unused by the
