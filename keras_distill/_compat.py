@@ -71,6 +71,12 @@ def restore_jax_state(model):
         model.jax_state_sync()
 
 
+def generates_with_cache(model):
+    """Whether `model` is a keras-hub CausalLM that can decode through its
+    key/value cache (`_build_cache`, then `call_with_cache`)."""
+    return callable(getattr(model, "call_with_cache", None)) and callable(getattr(model, "_build_cache", None))
+
+
 def build_generation_cache(causal_lm, token_ids):
     """A keras-hub CausalLM's key/value cache over `token_ids`, from one
     forward pass: what its own `generate_step` starts from. keras-hub's

@@ -15,7 +15,6 @@ The loss and its gradients are those of `Distiller` on the full logits.
 import keras
 from keras import ops
 
-from keras_distill._training import data_checks
 from keras_distill._training import step
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
@@ -63,6 +62,10 @@ class CausalLMDistiller(Distiller):
     """
 
     takes_separate_teacher_inputs = False
+    cached_outputs_refusal = (
+        "CausalLMDistiller computes the teacher's logits chunk by chunk from its hidden states; it takes no "
+        "cached teacher outputs. Pass the labels alone, or use keras_distill.Distiller with the cache."
+    )
 
     def __init__(self, student, teacher, *, chunk_size=128, teacher_top_k=None, name="causal_lm_distiller",
                  **kwargs):
@@ -101,13 +104,7 @@ class CausalLMDistiller(Distiller):
         return self.student.predict(x, *args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels, cached = step.split_target(y)
-        if cached is not None:
-            raise ValueError(
-                "CausalLMDistiller computes the teacher's logits from its hidden states, chunk by chunk; "
-                "cached teacher outputs do not fit it. Fit on the labels alone, or use keras_distill.Distiller "
-                "with the cache."
-            )
+        labels = self._labels_only(y)
         teacher_hidden = ops.stop_gradient(self.teachers[0].backbone(x, training=False))
         # Per-token weights that make each term the mean over real tokens,
         # exactly as `Distiller` weights its full-logit losses.
@@ -141,14 +138,6 @@ class CausalLMDistiller(Distiller):
             teacher_side = (teacher_side, labels)
         values = ops.cast(loss.call(teacher_side, distilled), "float32")
         return student_sum, ops.sum(values * weights)
-
-    def _preflight(self, x, y, class_weight=None):
-        if data_checks.uses_cached_outputs(x, y):
-            raise ValueError(
-                "CausalLMDistiller computes the teacher's logits chunk by chunk from its hidden states; it "
-                "takes no cached teacher outputs. Pass the labels alone, or use keras_distill.Distiller."
-            )
-        super()._preflight(x, y, class_weight)
 
     def get_config(self):
         return {**super().get_config(), "chunk_size": self.chunk_size}

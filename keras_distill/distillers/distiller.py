@@ -129,6 +129,9 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
     """
 
     takes_separate_teacher_inputs = True
+    #: Why a subclass that runs its teacher live refuses cached teacher
+    #: outputs (None: cached outputs are taken).
+    cached_outputs_refusal = None
 
     def __init__(
         self,
@@ -446,7 +449,16 @@ class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
             self.teachers, student_shape, self.student.name, self.teacher_classes, teacher_shapes
         )
 
+    def _labels_only(self, y):
+        """The labels of `y`, for a subclass that refuses cached outputs."""
+        labels, cached = step.split_target(y)
+        if cached is not None:
+            raise ValueError(self.cached_outputs_refusal)
+        return labels
+
     def _check_cached_outputs(self, x, y):
+        if self.cached_outputs_refusal is not None and data_checks.uses_cached_outputs(x, y):
+            raise ValueError(self.cached_outputs_refusal)
         data_checks.check_cached_outputs(
             x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits,
             classes=self._classes(),

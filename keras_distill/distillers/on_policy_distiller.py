@@ -14,7 +14,6 @@ import keras
 from keras import ops
 
 from keras_distill import _compat
-from keras_distill._training import data_checks
 from keras_distill._training import step
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -81,10 +80,14 @@ class OnPolicyDistiller(Distiller):
     """
 
     takes_separate_teacher_inputs = False
+    cached_outputs_refusal = (
+        "OnPolicyDistiller has the live teacher score the student's own samples; cached teacher outputs do "
+        "not cover them. Fit on the inputs and labels alone, or use keras_distill.Distiller with the cache."
+    )
 
     def __init__(self, student, teacher, *, lmbda=0.5, sampling_temperature=1.0, end_token_id=None, seed=None,
                  name="on_policy_distiller", **kwargs):
-        if not callable(getattr(student, "call_with_cache", None)) or not hasattr(student, "_build_cache"):
+        if not _compat.generates_with_cache(student):
             raise ValueError(
                 "OnPolicyDistiller samples from the student through its key/value cache, so the student must "
                 f"be a keras-hub CausalLM (GPT2CausalLM, GemmaCausalLM, ...). Received {type(student).__name__} "
@@ -128,9 +131,7 @@ class OnPolicyDistiller(Distiller):
                         distillation_loss=distillation_loss, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        _, cached = step.split_target(y)
-        if cached is not None:
-            raise _cache_error()
+        self._labels_only(y)
         if training and self.lmbda > 0:
             x, sample_weight, y_pred = self._maybe_on_policy(x, y_pred, sample_weight, training)
         loss_weights, _ = step.token_weights(x, y_pred, sample_weight)
@@ -190,11 +191,6 @@ class OnPolicyDistiller(Distiller):
         new_weights = ops.concatenate([real[:, 1:], ops.zeros_like(real[:, :1])], axis=1)
         return {"token_ids": tokens, "padding_mask": padding_mask}, ops.cast(new_weights, "float32"), seed
 
-    def _preflight(self, x, y, class_weight=None):
-        if data_checks.uses_cached_outputs(x, y):
-            raise _cache_error()
-        super()._preflight(x, y, class_weight)
-
     def get_config(self):
         return {**super().get_config(), "lmbda": self.lmbda, "sampling_temperature": self.sampling_temperature,
                 "end_token_id": self.end_token_id, "seed": self.seed}
@@ -239,9 +235,3 @@ def sample_continuations(causal_lm, token_ids, prompt_mask, seed_generator, seed
     tokens, _, seed = ops.fori_loop(1, token_ids.shape[1], body, (token_ids, cache, seed))
     return ops.stop_gradient(tokens), seed
 
-
-def _cache_error():
-    return ValueError(
-        "OnPolicyDistiller has the live teacher score the student's own samples; cached teacher outputs do "
-        "not cover them. Fit on the inputs and labels alone, or use keras_distill.Distiller with the cache."
-    )

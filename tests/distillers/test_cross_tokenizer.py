@@ -10,6 +10,7 @@ import pytest
 
 import keras_distill as kd
 from tests.conftest import causal_lm
+from tests.losses.test_universal_logit import numpy_uld
 
 FORTUNES = "/usr/share/games/fortunes"
 BYTES, TOKENS = 48, 24
@@ -51,19 +52,6 @@ def padded(sequences, length):
     return {"token_ids": tokens[:, :-1], "padding_mask": mask}, tokens[:, 1:], mask.astype("float32")
 
 
-def numpy_uld(teacher, student, temperature=1.0):
-    def probabilities(logits):
-        logits = logits.astype("float64") / temperature
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        return -np.sort(-(p / p.sum(-1, keepdims=True)), axis=-1)
-
-    length = min(teacher.shape[1], student.shape[1])
-    p_t, p_s = probabilities(teacher[:, :length]), probabilities(student[:, :length])
-    size = max(p_t.shape[-1], p_s.shape[-1])
-    pad = lambda p: np.concatenate([p, np.zeros(p.shape[:-1] + (size - p.shape[-1],))], -1)  # noqa: E731
-    return np.abs(pad(p_t) - pad(p_s)).sum(-1)
-
-
 def test_a_byte_level_teacher_distills_into_a_bpe_student():
     texts = fortunes(64)
     tokenizer = train_bpe(fortunes(2000), vocabulary_size=384)
@@ -96,7 +84,7 @@ def test_a_byte_level_teacher_distills_into_a_bpe_student():
     teacher_logits = keras.ops.convert_to_numpy(teacher(teacher_x, training=False))
     student_logits = keras.ops.convert_to_numpy(student(student_x, training=False))
     assert teacher_logits.shape[-1] == 256 and student_logits.shape[-1] == vocabulary
-    expected = (numpy_uld(teacher_logits, student_logits) * weights).sum() / weights.sum()
+    expected = (numpy_uld(teacher_logits, student_logits, temperature=1.0) * weights).sum() / weights.sum()
     result = distiller.evaluate(x, labels, sample_weight=weights, batch_size=len(texts), return_dict=True)
     np.testing.assert_allclose(result["distillation_loss"], expected, rtol=1e-5)
 

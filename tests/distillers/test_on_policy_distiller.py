@@ -8,6 +8,8 @@ from tests.conftest import VOCABULARY
 from tests.conftest import causal_lm
 from tests.conftest import token_batch
 from tests.distillers.test_causal_lm_distiller import loss_and_gradients
+from tests.losses.test_divergences import numpy_jsd
+from tests.test_sequence_data import greedy_reference
 
 
 @pytest.fixture(scope="module")
@@ -33,29 +35,6 @@ def prompt_batch(count=8, seed=0):
     weights = (np.arange(LENGTH)[None, :] >= prompt_lengths[:, None] - 1).astype("float32")
     weights[:, -1] = 0.0
     return x, labels, weights, prompt_lengths
-
-
-def numpy_jsd(teacher_logits, student_logits, beta, temperature):
-    def log_softmax(z):
-        z = z.astype("float64") / temperature
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-    log_p, log_q = log_softmax(teacher_logits), log_softmax(student_logits)
-    p, q = np.exp(log_p), np.exp(log_q)
-    log_m = np.log(beta * p + (1 - beta) * q)
-    return temperature**2 * (beta * (p * (log_p - log_m)).sum(-1) + (1 - beta) * (q * (log_q - log_m)).sum(-1))
-
-
-def greedy_reference(model, token_ids, prompt_lengths):
-    """Greedy decoding written out with full forward passes."""
-    token_ids = token_ids.copy()
-    for position in range(1, LENGTH):
-        logits = keras.ops.convert_to_numpy(
-            model({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, bool)}, training=False))
-        fill = position > prompt_lengths - 1
-        token_ids[fill, position] = np.argmax(logits[fill, position - 1], axis=-1)
-    return token_ids
 
 
 def test_lmbda_zero_is_the_supervised_token_level_distiller(models):
@@ -86,7 +65,8 @@ def test_on_policy_loss_is_the_jsd_on_the_students_own_tokens(models):
     new_weights = keras.ops.convert_to_numpy(new_weights)
     # The prompts are kept and the rest is the student's greedy decoding,
     # through its cache.
-    expected_tokens = greedy_reference(student, x["token_ids"], prompt_lengths)
+    prompt_mask = np.arange(LENGTH)[None, :] < prompt_lengths[:, None]
+    expected_tokens = greedy_reference(student, x["token_ids"], prompt_mask)
     np.testing.assert_array_equal(tokens, expected_tokens)
     generated = np.arange(LENGTH)[None, :] >= prompt_lengths[:, None]
     np.testing.assert_array_equal(new_weights[:, :-1], generated[:, 1:])
