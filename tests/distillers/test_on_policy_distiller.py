@@ -140,6 +140,15 @@ def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
     # 12 steps each drew a coin, and the on-policy ones their samples.
     assert not np.array_equal(seed_before, keras.ops.convert_to_numpy(distiller._sampling_seed.state.value))
 
+    # An on-policy step draws the coin, then one sample per position after
+    # the first: the sampled state is carried out of the step, not dropped.
+    always = kd.OnPolicyDistiller(student, teacher, lmbda=1.0, seed=0)
+    always.compile(optimizer=keras.optimizers.Adam(1e-2), beta=0.5)
+    before = keras.ops.convert_to_numpy(always._sampling_seed.state.value).copy()
+    always.train_on_batch(x, labels, sample_weight=weights)
+    after = keras.ops.convert_to_numpy(always._sampling_seed.state.value)
+    assert int(after[1]) - int(before[1]) == LENGTH
+
     path = str(tmp_path / "on_policy.keras")
     distiller.save(path)
     loaded = keras.models.load_model(path)
