@@ -17,6 +17,10 @@ INTERNALS = (
     ("keras.Variable (JAX)", "_value"),
     ("keras.Model (JAX trainer)", "_jax_state"),
     ("keras_hub.models.CausalLM", "_build_cache"),
+    ("keras.Layer (torch)", "_track_variables"),
+    ("keras.Layer (torch)", "_post_track_variable"),
+    ("keras.Layer (torch)", "_post_untrack_variable"),
+    ("keras.Layer (torch)", "_torch_params"),
 )
 
 
@@ -83,3 +87,57 @@ def build_generation_cache(causal_lm, token_ids):
     causal LMs all define `_build_cache(token_ids)`, returning
     `(hidden_states, cache)`, and `call_with_cache` to extend it."""
     return causal_lm._build_cache(token_ids)[1]
+
+
+class UniqueTorchParameters:
+    """Registers every variable of a model that wraps other models as a
+    torch parameter of its own, once, on the torch backend.
+
+    Keras' torch layers register their variables in a `ParameterDict` keyed
+    by `variable.path`. A path is unique within one model but not across
+    two: a keras-hub teacher and student both hold `token_embedding/
+    embeddings`, and the later overwrites the earlier in the wrapper's
+    dict. keras-hub models also register no torch sub-modules on torch, so
+    nothing else reaches the lost variables: `parameters()` misses them,
+    Keras' torch `train_step` clears gradients with `zero_grad()` over
+    `parameters()`, and their gradients then add up across steps. Keys here
+    are the path, made unique with a `#n` suffix in the (deterministic)
+    order of `self.variables`, so that every process agrees on them.
+    """
+
+    if keras.backend.backend() == "torch":
+
+        def _track_variables(self):
+            import torch
+
+            parameters = {}
+            for variable in _distinct(self.variables):
+                parameters[_unique_key(variable.path, parameters)] = variable.value
+            self._torch_params = torch.nn.ParameterDict(parameters)
+
+        def _post_track_variable(self, variable):
+            parameters = self.__dict__.get("_modules", {}).get("_torch_params")
+            if parameters is not None and not any(value is variable.value for value in parameters.values()):
+                parameters[_unique_key(variable.path, parameters)] = variable.value
+
+        def _post_untrack_variable(self, variable):
+            parameters = self.__dict__.get("_modules", {}).get("_torch_params")
+            if parameters is not None:
+                for key in [key for key, value in parameters.items() if value is variable.value]:
+                    parameters.pop(key)
+
+
+def _distinct(variables):
+    seen = set()
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            yield variable
+
+
+def _unique_key(path, taken):
+    key, count = path, 1
+    while key in taken:
+        count += 1
+        key = f"{path}#{count}"
+    return key

@@ -30,6 +30,9 @@ def test_every_internal_exists_in_the_installed_versions():
         objects["keras.Model (JAX trainer)"] = model
         model.compile(optimizer="sgd", loss="mse")
         model.fit(np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"), verbose=0)
+    if keras.backend.backend() == "torch":
+        model.torch_params  # built on first use
+        objects["keras.Layer (torch)"] = model
     if importlib.util.find_spec("keras_hub") is not None:
         keras.utils.set_random_seed(0)
         causal_lm = conftest.causal_lm(1, 8, "lm")

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import checks
 from keras_distill._training import data_checks
 from keras_distill._training import hub
@@ -28,7 +29,7 @@ from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class Distiller(FrozenTeachersMixin, CompileConfigMixin, keras.Model):
+class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, keras.Model):
     """Trains a student to match a frozen teacher's softened predictions.
 
     The loss on a batch is

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import checks
 from keras_distill._training import data_checks
 from keras_distill._training import step
@@ -20,7 +21,7 @@ _ACCURACY = ("accuracy", "acc")
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class MutualLearner(CompileConfigMixin, keras.Model):
+class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
     """A cohort of peers, each trained on the labels and on the others.
 
     Peer `k` minimizes

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from keras_distill import features as features_module
+from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import step
 from keras_distill._training.checks import ends_with_softmax
 from keras_distill._training.compile_config import resolve_hard_loss
@@ -18,7 +19,7 @@ from keras_distill._training.ownership import FrozenTeachersMixin
 from keras_distill.distillers.distiller import Distiller
 
 
-class FeatureStage(FrozenTeachersMixin, keras.Model):
+class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
     """Trains the student's layers up to its tapped layers, and the
     distiller's projections, on the distiller's feature loss.
 
