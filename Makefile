@@ -13,7 +13,7 @@ FORTUNES := /usr/share/games/fortunes
 # 129 s on JAX (an MLP epoch: 5.0 s, 5.9 s, 3.3 s), so TensorFlow is fastest.
 DEMO_BACKEND ?= tensorflow
 
-.PHONY: install data demo demo-quick reproduce test clean
+.PHONY: install data demo demo-quick reproduce lint format test clean
 
 install: $(STAMP)
 
@@ -37,19 +37,28 @@ data:
 	fi
 
 demo: install data
-	$(PY) -m keras_distill demo --backend $(DEMO_BACKEND)
+	$(PY) examples/demo.py --backend $(DEMO_BACKEND)
 
 demo-quick: install data
-	$(PY) -m keras_distill demo --quick --backend $(DEMO_BACKEND)
+	$(PY) examples/demo.py --quick --backend $(DEMO_BACKEND)
 
 # The papers' experiments, full mode, into docs/ (hours on 2 cores; trained
 # teachers are kept under ~/.keras/keras_distill/teachers and reused).
 reproduce: install data
-	$(PY) -m keras_distill reproduce all --backend $(DEMO_BACKEND) --output docs
+	$(PY) -m reproductions all --backend $(DEMO_BACKEND) --output docs
 
-# One pytest process per backend, since the backend is fixed at import. All
-# three run; the target fails if any failed.
-test: install data
+# ruff is the law of the tree: `make format` rewrites, `make lint` checks.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Lint first, then one pytest process per backend, since the backend is
+# fixed at import. All three run; the target fails if any failed.
+test: install data lint
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \

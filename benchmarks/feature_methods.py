@@ -55,8 +55,8 @@ def main(argv=None):
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras_distill as kd
-    from keras_distill.experiments.models import accuracy as _accuracy
-    from keras_distill.experiments.models import cnn as build_cnn
+    from reproductions.models import accuracy as _accuracy
+    from reproductions.models import cnn as build_cnn
 
     (x_train, y_train), (x_test, y_test) = kd.datasets.load_fashion_mnist(normalize=True)
     rng = np.random.default_rng(args.seed)

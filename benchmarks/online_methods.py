@@ -81,8 +81,8 @@ def cnn(keras, name):
 
 
 def run_dml(kd, keras, data, args):
-    from keras_distill.experiments.models import accuracy
-    from keras_distill.experiments.report import percent as summary
+    from reproductions.models import accuracy
+    from reproductions.report import percent as summary
 
     x, y, x_test, y_test = data
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -119,7 +119,7 @@ def run_dml(kd, keras, data, args):
 
 
 def run_takd(kd, keras, data, args):
-    from keras_distill.experiments.models import accuracy
+    from reproductions.models import accuracy
 
     x, y, x_test, y_test = data
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

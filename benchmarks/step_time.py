@@ -79,7 +79,7 @@ class Setup:
         import numpy as np
 
         import keras_distill as kd
-        from keras_distill.experiments.models import build_mlp
+        from reproductions.models import build_mlp
 
         rng = np.random.default_rng(0)
         self.x = rng.uniform(size=(examples, 784)).astype("float32")

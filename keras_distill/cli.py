@@ -8,7 +8,6 @@ import sys
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill._training.hyperparameters import check_alpha
-from keras_distill.experiments import NAMES
 from keras_distill.losses.base import check_temperature
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -51,76 +50,44 @@ def _formats(text):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-distill",
-        description="Knowledge distillation for Keras 3.",
+        description="Knowledge distillation for Keras 3, from a shell.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
-    def common(sub, alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE, defaults=""):
-        sub.add_argument("--backend", choices=BACKENDS,
-                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-        sub.add_argument("--output", default="distill-output",
-                         help="Directory for results.md, student.keras and "
-                         "student_savedmodel/ (default: ./distill-output).")
-        sub.add_argument("--alpha", type=float, default=alpha,
-                         help=f"Weight of the hard-label loss (default {defaults or alpha}).")
-        sub.add_argument("--temperature", type=float, default=temperature,
-                         help=f"Softmax temperature (default {defaults or temperature}).")
-        sub.add_argument("--batch-size", type=POSITIVE, default=128)
-        sub.add_argument("--tune", type=_at_least(2), metavar="N",
-                         help="Also search the distillation settings in N trials with "
-                         "keras_distill.tune (KerasTuner), the label-only student among them; "
-                         "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
-        sub.add_argument("--quantize", choices=("int8", "int4"),
-                         help="Also quantize the distilled student (Keras' model.quantize), post-training and "
-                         "recovered by distillation (LoRA adapters), and report both.")
-        sub.add_argument("--recover-epochs", type=POSITIVE, default=2,
-                         help="Epochs of distillation that recover the quantized student (default 2).")
-        sub.add_argument("--export", dest="formats", type=_formats, default=(), metavar="FORMATS",
-                         help="Also export every variant to these comma-separated formats "
-                         "(tf_saved_model, onnx, litert), each checked in its own runtime.")
-
-    demo = commands.add_parser(
-        "demo", help="Teachers and students on Fashion-MNIST: distill with few labels "
-        "and with every label, compare and export.")
-    common(demo, alpha=None, temperature=None,
-           defaults=f"{DEFAULT_ALPHA}; temperature {DEFAULT_TEMPERATURE} with few labels, 4.0 with all")
-    demo.add_argument("--quick", action="store_true",
-                      help="A small subset and few epochs (about a minute).")
-    demo.add_argument("--epochs", type=POSITIVE, help="Epochs of the few-label students (default 20; quick: 5).")
-    demo.add_argument("--teacher-epochs", type=POSITIVE,
-                      help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP "
-                      "and 10 for the CNN; quick: 3).")
-    demo.add_argument("--labels", type=POSITIVE,
-                      help="Training labels the few-label students get (default 5000; "
-                      "quick: 1000). The teachers get them all.")
-    demo.add_argument("--seed", type=int, default=0)
-
     distill = commands.add_parser(
-        "distill", help="Distill a saved teacher into a saved student.")
-    common(distill)
+        "distill",
+        help="Distill a saved teacher into a saved student.",
+        description="Distill a saved teacher (.keras) into a saved student (.keras) on a dataset, then write a "
+        "results table, the distilled student (.keras) and its SavedModel to --output.",
+        epilog="Example: keras-distill distill --teacher teacher.keras --student student.keras --data digits "
+        "--epochs 5 --export onnx",
+    )
     distill.add_argument("--teacher", required=True, help="Teacher .keras file.")
     distill.add_argument("--student", required=True, help="Student .keras file.")
     distill.add_argument("--data", required=True,
-                         help="fashion_mnist, digits, or a .npz file with x_train, "
-                         "y_train, x_test, y_test.")
-    distill.add_argument("--epochs", type=POSITIVE, default=10)
-
-    reproduce = commands.add_parser(
-        "reproduce", help="Reproduce a paper's claim on Fashion-MNIST: a "
-        "markdown table and a plot per experiment, and RESULTS.md.")
-    reproduce.add_argument("names", nargs="+", metavar="NAME",
-                           choices=(*NAMES, "all"),
-                           help=f"One or more of {', '.join(NAMES)}, or all.")
-    reproduce.add_argument("--backend", choices=BACKENDS,
-                           help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-    reproduce.add_argument("--seeds", type=POSITIVE,
-                           help="Seeds per experiment (default 3; quick: 2).")
-    reproduce.add_argument("--quick", action="store_true",
-                           help="A small subset, one epoch per model: all six "
-                           "in under three minutes.")
-    reproduce.add_argument("--output", default="reproduce-output",
-                           help="Directory for NAME.md, NAME.png and RESULTS.md "
-                           "(default: ./reproduce-output).")
+                         help="fashion_mnist, digits, or a .npz file with x_train, y_train, x_test, y_test.")
+    distill.add_argument("--epochs", type=POSITIVE, default=10, help="Epochs of distillation (default 10).")
+    distill.add_argument("--backend", choices=BACKENDS,
+                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+    distill.add_argument("--output", default="distill-output",
+                         help="Directory for results.md, student.keras and student_savedmodel/ "
+                         "(default: ./distill-output).")
+    distill.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                         help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA}).")
+    distill.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                         help=f"Softmax temperature (default {DEFAULT_TEMPERATURE}).")
+    distill.add_argument("--batch-size", type=POSITIVE, default=128, help="Batch size (default 128).")
+    distill.add_argument("--tune", type=_at_least(2), metavar="N",
+                         help="Search the distillation settings in N trials with keras_distill.tune (KerasTuner), "
+                         "the label-only student among them, instead of one run at --alpha and --temperature; "
+                         "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
+    distill.add_argument("--quantize", choices=("int8", "int4"),
+                         help="Also quantize the distilled student (Keras' model.quantize), post-training and "
+                         "recovered by distillation (LoRA adapters), and report both.")
+    distill.add_argument("--recover-epochs", type=POSITIVE, default=2,
+                         help="Epochs of distillation that recover the quantized student (default 2).")
+    distill.add_argument("--export", dest="formats", type=_formats, default=(), metavar="FORMATS",
+                         help="Also export every variant to these comma-separated formats "
+                         "(tf_saved_model, onnx, litert), each checked in its own runtime.")
     return parser
 
 
@@ -178,23 +145,10 @@ def _check_arguments(args):
 
 
 def _run(args):
-    from keras_distill import jobs
+    from keras_distill import distill_command
 
-    if args.command == "reproduce":
-        from keras_distill import experiments
-
-        experiments.reproduce(args.names, seeds=args.seeds, quick=args.quick,
-                              output=args.output)
-    elif args.command == "demo":
-        jobs.run_demo(output=args.output, quick=args.quick, alpha=args.alpha,
-                      temperature=args.temperature, epochs=args.epochs,
-                      teacher_epochs=args.teacher_epochs, labels=args.labels,
-                      batch_size=args.batch_size, seed=args.seed, tune=args.tune,
-                      quantize=args.quantize, formats=args.formats, recover_epochs=args.recover_epochs)
-    else:
-        jobs.run_distill(args.teacher, args.student, args.data, args.epochs,
-                         args.output, alpha=args.alpha,
-                         temperature=args.temperature,
-                         batch_size=args.batch_size, tune=args.tune,
-                         quantize=args.quantize, formats=args.formats,
-                         recover_epochs=args.recover_epochs)
+    distill_command.run_distill(
+        args.teacher, args.student, args.data, args.epochs, args.output, alpha=args.alpha,
+        temperature=args.temperature, batch_size=args.batch_size, tune_trials=args.tune,
+        quantize=args.quantize, formats=args.formats, recover_epochs=args.recover_epochs,
+    )

@@ -1,4 +1,6 @@
-"""Offline-first loaders for the data the demo, notebooks and tests use."""
+"""Offline-first loaders for Fashion-MNIST and scikit-learn's digits: the
+data of `keras-distill distill --data`, the repository's examples, notebooks
+and tests."""
 
 import gzip
 import os
@@ -43,7 +45,7 @@ def fashion_mnist_dirs():
     dirs = []
     if os.environ.get("KERAS_DISTILL_DATA"):
         dirs.append(os.environ["KERAS_DISTILL_DATA"])
-    dirs += [DEBIAN_FASHION_MNIST, _keras_cache_dir()]
+    dirs += [_keras_cache_dir(), DEBIAN_FASHION_MNIST]
     return dirs
 
 
@@ -54,11 +56,17 @@ def _normalize(x, y, scale):
 def load_fashion_mnist(*, normalize=False, download=True):
     """Loads Fashion-MNIST as NumPy arrays, without the network if possible.
 
-    Looks, in order, in the directory named by the environment variable
-    `KERAS_DISTILL_DATA`, in `/usr/share/datasets/fashion-mnist/` (Debian's
-    `dataset-fashion-mnist`), in the Keras cache (`~/.keras/datasets/
-    fashion-mnist/`), and finally downloads with
-    `keras.datasets.fashion_mnist.load_data()`.
+    Looks for the four IDX files, in order:
+
+    1. in the directory named by the environment variable
+       `KERAS_DISTILL_DATA`;
+    2. in the Keras cache, `$KERAS_HOME/datasets/fashion-mnist/` (by
+       default `~/.keras/datasets/fashion-mnist/`), where
+       `keras.datasets.fashion_mnist.load_data()` downloads them;
+    3. in `/usr/share/datasets/fashion-mnist/` (Debian's
+       `dataset-fashion-mnist` package);
+    4. and finally, with `download=True`, downloads them with
+       `keras.datasets.fashion_mnist.load_data()`.
 
     Args:
         normalize: bool. `False` (default) returns what

@@ -5,7 +5,7 @@ post-training quantized and recovered by distillation), saves each as a
 `.keras` file, exports each to the requested formats with
 `keras_distill.export.export` (which checks every artifact against the Keras
 model), and measures every artifact's test accuracy in its own runtime, its
-size and its latency per example. Used by `keras-distill demo|distill
+size and its latency per example. Used by `keras-distill distill
 --quantize ... --export ...` and `benchmarks/deploy.py`.
 """
 
@@ -52,7 +52,7 @@ def deploy(models, x_test, y_test, output, formats=(), *, litert_int8=True, batc
             converter cannot read Keras-quantized layers).
 
     Returns:
-        Rows (dicts) for `keras_distill.jobs.format_table`.
+        Rows (dicts) for `keras_distill.distill_command.format_table`.
     """
     os.makedirs(output, exist_ok=True)
     rows = []

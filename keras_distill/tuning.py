@@ -13,6 +13,7 @@ from keras_distill._training.compile_config import load_weights
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
+from keras_distill.tables import markdown_table
 from keras_distill.teacher_cache import precompute_teacher_outputs
 from keras_distill.teacher_cache import with_teacher_outputs
 
@@ -55,21 +56,22 @@ class TuneResult:
     @property
     def table(self):
         header = ["trial", "alpha", "distillation loss", "T", "standardized", "width", self.objective, "epochs", "seconds"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in self.trials:
-            cells = [
-                row["trial"],
-                f"{row['alpha']:g}",
-                "-" if row["alpha"] == 1.0 else row["distillation_loss"],
-                "-" if row["alpha"] == 1.0 else f"{row['temperature']:g}",
-                "-" if row["alpha"] == 1.0 else ("yes" if row["standardize_logits"] else "no"),
-                "-" if row["width"] is None else str(row["width"]),
-                "-" if row["score"] is None else f"{row['score']:.4f}",
-                str(row["epochs"]),
-                "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        return markdown_table(header, [_cells(row) for row in self.trials])
+
+
+def _cells(row):
+    labels_only = row["alpha"] == 1.0
+    return [
+        row["trial"],
+        f"{row['alpha']:g}",
+        "-" if labels_only else row["distillation_loss"],
+        "-" if labels_only else f"{row['temperature']:g}",
+        "-" if labels_only else ("yes" if row["standardize_logits"] else "no"),
+        "-" if row["width"] is None else str(row["width"]),
+        "-" if row["score"] is None else f"{row['score']:.4f}",
+        str(row["epochs"]),
+        "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
+    ]
 
 
 def tune(
@@ -155,6 +157,54 @@ def tune(
     max_trials = check_int(max_trials, "max_trials", example=12, at_least=2, note="One trial is the label-only student.")
     epochs = check_int(epochs, "epochs", example=10, at_least=1)
     batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
+    _check_validation(validation_data, objective)
+    for model in checks.as_teacher_list(teacher):
+        checks.check_model(model, "teacher")
+    builder = TrialBuilder(
+        student_builder, teacher, optimizer=optimizer, loss=loss, metric=objective[len("val_"):], seed=seed
+    )
+    if widths is not None and not builder.takes_width:
+        raise TypeError(
+            "`widths` was given, so `student_builder` must take the width: "
+            "student_builder(width). Received a function of no arguments."
+        )
+    x_val, y_val = validation_data
+
+    start = time.perf_counter()
+    train_targets = with_teacher_outputs(y, precompute_teacher_outputs(teacher, x, batch_size=1000))
+    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(teacher, x_val, batch_size=1000))
+    teacher_seconds = time.perf_counter() - start
+
+    project = os.path.join(directory, project_name)
+    os.makedirs(project, exist_ok=True)
+    clock = TrialClock(os.path.join(project, "trial_seconds.json"), fresh=overwrite)
+    baseline = _baseline(
+        builder, widths, project, overwrite, (x, train_targets), (x_val, val_targets), epochs, batch_size, objective,
+        verbose,
+    )
+    space = SearchSpace(builder, alphas, distillation_losses, temperatures, standardize, widths)
+    tuner = make_tuner(
+        keras_tuner, search, space, objective=objective, max_trials=max_trials, epochs=epochs, directory=directory,
+        project_name=project_name, overwrite=overwrite, seed=seed,
+    )
+    tuner.run_trial = clock.timed(tuner.run_trial)
+    tuner.search(
+        x,
+        train_targets,
+        validation_data=(x_val, val_targets),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+    )
+    trials = collect_trials(tuner, baseline["row"], clock.seconds, widths, epochs)
+    if trials[0] is baseline["row"]:
+        student = baseline["load"]()
+    else:
+        student = tuner.get_best_models(1)[0].student
+    return TuneResult(student, trials, tuner, teacher_seconds, objective, baseline["load"])
+
+
+def _check_validation(validation_data, objective):
     if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
         raise ValueError(
             "`validation_data` must be (x_val, y_val): the trials are compared on it. "
@@ -166,32 +216,29 @@ def tune(
             f"`objective` must be a validation metric. Received: objective={objective!r}. "
             "Use e.g. objective='val_accuracy'."
         )
-    for model in checks.as_teacher_list(teacher):
-        checks.check_model(model, "teacher")
-    takes_width = bool(inspect.signature(student_builder).parameters)
-    if widths is not None and not takes_width:
-        raise TypeError(
-            "`widths` was given, so `student_builder` must take the width: "
-            "student_builder(width). Received a function of no arguments."
-        )
-    optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
-    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    x_val, y_val = validation_data
 
-    start = time.perf_counter()
-    train_targets = with_teacher_outputs(y, precompute_teacher_outputs(teacher, x, batch_size=1000))
-    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(teacher, x_val, batch_size=1000))
-    teacher_seconds = time.perf_counter() - start
-    metric = objective[len("val_"):]
 
-    def build(alpha, distillation_loss, temperature, standardize_logits, width):
-        keras.utils.set_random_seed(seed)  # every trial starts from the same weights
-        student = student_builder(width) if takes_width else student_builder()
-        distiller = Distiller(student, teacher)
+class TrialBuilder:
+    """Builds and compiles one trial's distiller, every trial's student
+    from the same initial weights."""
+
+    def __init__(self, student_builder, teacher, *, optimizer, loss, metric, seed):
+        self.student_builder = student_builder
+        self.teacher = teacher
+        self.optimizer = optimizer or (lambda: keras.optimizers.Adam(1e-3))
+        self.loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.metric = metric
+        self.seed = seed
+        self.takes_width = bool(inspect.signature(student_builder).parameters)
+
+    def __call__(self, alpha, distillation_loss, temperature, standardize_logits, width):
+        keras.utils.set_random_seed(self.seed)
+        student = self.student_builder(width) if self.takes_width else self.student_builder()
+        distiller = Distiller(student=student, teacher=self.teacher)
         distiller.compile(
-            optimizer=optimizer(),
-            loss=loss,
-            metrics=[_metric(metric)],
+            optimizer=self.optimizer(),
+            loss=self.loss,
+            metrics=[_metric(self.metric)],
             alpha=alpha,
             temperature=temperature,
             distillation_loss=distillation_loss,
@@ -199,33 +246,39 @@ def tune(
         )
         return distiller
 
-    class DistillationHyperModel(keras_tuner.HyperModel):
-        def build(self, hp):
-            return build(
-                hp.Choice("alpha", list(alphas)),
-                hp.Choice("distillation_loss", list(distillation_losses)),
-                hp.Choice("temperature", [float(t) for t in temperatures]),
-                bool(hp.Choice("standardize_logits", [bool(value) for value in standardize])),
-                None if widths is None else hp.Choice("width", list(widths)),
-            )
 
-    project = os.path.join(directory, project_name)
-    os.makedirs(project, exist_ok=True)
-    seconds_path = os.path.join(project, "trial_seconds.json")
-    seconds = {} if overwrite or not os.path.exists(seconds_path) else json.load(open(seconds_path))
-    baseline = _baseline(
-        build, widths, project, overwrite, (x, train_targets), (x_val, val_targets), epochs, batch_size, objective, verbose
-    )
+class SearchSpace:
+    """The hypermodel KerasTuner calls with its hyperparameters: a trial's
+    settings drawn from the values searched."""
 
-    tuner_class = keras_tuner.RandomSearch if search == "random" else keras_tuner.Hyperband
-    timed = type(
-        f"Timed{tuner_class.__name__}",
-        (tuner_class,),
-        {"run_trial": _timed_run_trial(tuner_class, seconds, seconds_path)},
-    )
-    options = {"max_trials": max_trials - 1} if search == "random" else {"max_epochs": epochs, "factor": 3}
-    tuner = timed(
-        DistillationHyperModel(),
+    def __init__(self, builder, alphas, distillation_losses, temperatures, standardize, widths):
+        self.builder = builder
+        self.alphas = list(alphas)
+        self.distillation_losses = list(distillation_losses)
+        self.temperatures = [float(t) for t in temperatures]
+        self.standardize = [bool(value) for value in standardize]
+        self.widths = None if widths is None else list(widths)
+
+    def __call__(self, hp):
+        return self.builder(
+            hp.Choice("alpha", self.alphas),
+            hp.Choice("distillation_loss", self.distillation_losses),
+            hp.Choice("temperature", self.temperatures),
+            bool(hp.Choice("standardize_logits", self.standardize)),
+            None if self.widths is None else hp.Choice("width", self.widths),
+        )
+
+
+def make_tuner(keras_tuner, search, hypermodel, *, objective, max_trials, epochs, directory, project_name, overwrite,
+               seed):
+    """KerasTuner's `RandomSearch` (`max_trials - 1` trials besides the
+    label-only one) or `Hyperband`, maximizing `objective`."""
+    if search == "random":
+        tuner_class, options = keras_tuner.RandomSearch, {"max_trials": max_trials - 1}
+    else:
+        tuner_class, options = keras_tuner.Hyperband, {"max_epochs": epochs, "factor": 3}
+    return tuner_class(
+        hypermodel,
         objective=keras_tuner.Objective(objective, direction="max"),
         directory=directory,
         project_name=project_name,
@@ -233,21 +286,36 @@ def tune(
         seed=seed,
         **options,
     )
-    tuner.search(
-        x,
-        train_targets,
-        validation_data=(x_val, val_targets),
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=verbose,
-    )
-    trials = [baseline["row"]] + [_row(trial, seconds, widths, epochs) for trial in tuner.oracle.trials.values()]
+
+
+class TrialClock:
+    """Each trial's wall time, kept in a JSON file beside the tuner's state
+    so that a resumed search keeps the times of its earlier trials."""
+
+    def __init__(self, path, *, fresh):
+        self.path = path
+        self.seconds = {}
+        if not fresh and os.path.exists(path):
+            with open(path) as f:
+                self.seconds = json.load(f)
+
+    def timed(self, run_trial):
+        def timed_run_trial(trial, *args, **kwargs):
+            start = time.perf_counter()
+            result = run_trial(trial, *args, **kwargs)
+            self.seconds[trial.trial_id] = time.perf_counter() - start
+            with open(self.path, "w") as f:
+                json.dump(self.seconds, f)
+            return result
+
+        return timed_run_trial
+
+
+def collect_trials(tuner, baseline_row, seconds, widths, epochs):
+    """Every trial's row, the label-only one included, best first."""
+    trials = [baseline_row] + [_row(trial, seconds, widths, epochs) for trial in tuner.oracle.trials.values()]
     trials.sort(key=lambda row: -1.0 if row["score"] is None else row["score"], reverse=True)
-    if trials[0] is baseline["row"]:
-        student = baseline["load"]()
-    else:
-        student = tuner.get_best_models(1)[0].student
-    return TuneResult(student, trials, tuner, teacher_seconds, objective, baseline["load"])
+    return trials
 
 
 def _import_keras_tuner():
@@ -267,7 +335,7 @@ def _metric(name):
     return name
 
 
-def _baseline(build, widths, project, overwrite, train, validation, epochs, batch_size, objective, verbose):
+def _baseline(builder, widths, project, overwrite, train, validation, epochs, batch_size, objective, verbose):
     """The label-only student, trained once for the full epochs and kept in
     the project directory (its best epoch's weights and score)."""
     width = None if widths is None else list(widths)[-1]
@@ -275,7 +343,7 @@ def _baseline(build, widths, project, overwrite, train, validation, epochs, batc
     record_path = os.path.join(project, "labels_only.json")
 
     def new():
-        return build(1.0, "kl", 1.0, False, width)
+        return builder(1.0, "kl", 1.0, False, width)
 
     def load():
         distiller = new()
@@ -313,20 +381,6 @@ def _baseline(build, widths, project, overwrite, train, validation, epochs, batc
         "seconds": record["seconds"],
     }
     return {"row": row, "load": load}
-
-
-def _timed_run_trial(tuner_class, seconds, path):
-    """A `run_trial` that records each trial's wall time in `path`."""
-
-    def run_trial(self, trial, *args, **kwargs):
-        start = time.perf_counter()
-        result = tuner_class.run_trial(self, trial, *args, **kwargs)
-        seconds[trial.trial_id] = time.perf_counter() - start
-        with open(path, "w") as f:
-            json.dump(seconds, f)
-        return result
-
-    return run_trial
 
 
 def _row(trial, seconds, widths, epochs):

@@ -11,9 +11,9 @@ from tests.conftest import make_pair
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(*args):
+def _run(command, *args):
     result = subprocess.run(
-        [sys.executable, "-m", "keras_distill", *args, "--backend", BACKEND],
+        [sys.executable, *command, *args, "--backend", BACKEND],
         capture_output=True,
         text=True,
         timeout=600,
@@ -23,13 +23,21 @@ def run_cli(*args):
     return result.stdout
 
 
+def run_cli(*args):
+    return _run(["-m", "keras_distill"], *args)
+
+
+def run_demo(*args):
+    return _run([os.path.join("examples", "demo.py")], *args)
+
+
 def table_rows(text):
     return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")]
 
 
 def test_demo_quick(tmp_path):
     output = str(tmp_path / "out")
-    stdout = run_cli("demo", "--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1",
+    stdout = run_demo("--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1",
                      "--export", "onnx")
     assert f"Backend: {BACKEND}." in stdout
     with open(os.path.join(output, "results.md")) as f:
@@ -95,9 +103,9 @@ def test_distill_rejects_unknown_data(tmp_path):
 
 def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "keras-distill")
-    result = subprocess.run([script, "demo", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([script, "distill", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "--quick" in result.stdout and "--backend" in result.stdout
+    assert "--teacher" in result.stdout and "--backend" in result.stdout and "Example:" in result.stdout
 
 
 def test_distill_quantizes_and_exports_with_one_table(tmp_path):

@@ -55,6 +55,19 @@ def test_keras_cache_is_searched(tmp_path, no_default_places):
     assert len(x_train) == 3
 
 
+def test_the_keras_cache_comes_before_debians_copy(monkeypatch, tmp_path, no_default_places):
+    cache = tmp_path / "no-keras-home" / "datasets" / "fashion-mnist"
+    debian = tmp_path / "debian"
+    cache.mkdir(parents=True)
+    debian.mkdir()
+    fake_fashion_mnist(cache, n_train=3)
+    fake_fashion_mnist(debian, n_train=5)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(debian))
+    assert datasets.fashion_mnist_dirs() == [str(cache), str(debian)]
+    (x_train, _), _ = kd.datasets.load_fashion_mnist(download=False)
+    assert len(x_train) == 3
+
+
 def test_missing_data_names_every_place(monkeypatch, tmp_path, no_default_places):
     monkeypatch.setenv("KERAS_DISTILL_DATA", str(tmp_path / "mine"))
     with pytest.raises(FileNotFoundError) as error:

@@ -10,7 +10,7 @@ PACKAGE = os.path.dirname(os.path.abspath(kd.__file__))
 # Bottom first. A module may import from a lower layer, or from its own
 # group; never from a layer above it.
 LAYERS = (
-    {"internals": ("keras_distill._compat", "keras_distill._validate")},
+    {"internals": ("keras_distill._compat", "keras_distill._validate"), "tables": ("keras_distill.tables",)},
     {
         "datasets": ("keras_distill.datasets",),
         "features": ("keras_distill.features",),
@@ -27,11 +27,10 @@ LAYERS = (
     {"deployment": ("keras_distill.deploy",)},
     {"public API": ("keras_distill",)},
     {
-        "command line and experiments": (
+        "command line": (
             "keras_distill.cli",
             "keras_distill.__main__",
-            "keras_distill.jobs",
-            "keras_distill.experiments",
+            "keras_distill.distill_command",
         )
     },
 )
@@ -94,11 +93,31 @@ def test_the_layering_check_sees_an_upward_import():
     assert place("keras_distill._training.step") == (2, "training pieces")
     assert place("keras_distill.tuning")[0] == place("keras_distill.distillers.distiller")[0] + 1
     assert place("keras_distill.distillers.distiller")[0] > place("keras_distill._training.checks")[0]
-    assert place("keras_distill.experiments.models")[0] > place("keras_distill")[0]
+    assert place("keras_distill.distill_command")[0] > place("keras_distill")[0]
     imports = list(package_imports())
     pairs = {(a, b) for a, b, _ in imports}
     assert ("keras_distill.distillers.distiller", "keras_distill._training") in pairs
-    assert ("keras_distill.experiments.hinton", "keras_distill") in pairs
+    assert ("keras_distill.cli", "keras_distill._training.hyperparameters") in pairs
+
+
+def test_the_application_uses_the_package_as_a_user_does():
+    """The reproductions, examples and benchmarks live outside the package
+    and import none of its private modules."""
+    root = os.path.dirname(PACKAGE)
+    private = []
+    for folder in ("reproductions", "examples", "benchmarks"):
+        for directory, _, files in os.walk(os.path.join(root, folder)):
+            for name in (name for name in files if name.endswith(".py")):
+                path = os.path.join(directory, name)
+                for node in ast.walk(ast.parse(open(path).read())):
+                    modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                    if isinstance(node, ast.Import):
+                        modules = [alias.name for alias in node.names]
+                    private += [f"{path}:{node.lineno} {m}" for m in modules if m.startswith("keras_distill._")]
+    assert os.path.isdir(os.path.join(root, "reproductions")) and not os.path.exists(
+        os.path.join(PACKAGE, "experiments")
+    )
+    assert not private, "\n".join(private)
 
 
 def test_the_public_names():

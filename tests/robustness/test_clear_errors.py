@@ -69,7 +69,7 @@ def test_backup_and_restore_with_a_new_distiller(digits, tmp_path):
 
 @pytest.mark.skipif(BACKEND == "torch", reason="one backend is enough for a file check")
 def test_a_damaged_keras_file(tmp_path):
-    from keras_distill import jobs
+    from keras_distill import distill_command as jobs
 
     path = tmp_path / "model.keras"
     make_mlp(8, name="m").save(path)

@@ -44,8 +44,8 @@ def _refused(result, message):
         (["--tune", "1"], "argument --tune: must be an int >= 2. Received: 1"),
     ],
 )
-def test_numbers_that_train_nothing_are_refused(tmp_path, arguments, message):
-    _refused(run("demo", "--quick", "--output", str(tmp_path / "out"), *arguments), message)
+def test_numbers_that_train_nothing_are_refused(tmp_path, models, arguments, message):
+    _refused(run("distill", *models, "--data", "digits", "--output", str(tmp_path / "out"), *arguments), message)
     assert not (tmp_path / "out").exists()
 
 

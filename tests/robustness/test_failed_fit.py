@@ -39,18 +39,18 @@ def test_an_error_inside_a_step_leaves_every_model_usable(digits, method):
     # The pre-flight checks cannot see this one: it happens inside the step.
     x, y = _data(digits)
     student, teacher = make_pair()
-    teacher_outputs, student_weights = teacher.predict(x, verbose=0), [w.copy() for w in student.get_weights()]
+    teacher_output_kind, student_weights = teacher.predict(x, verbose=0), [w.copy() for w in student.get_weights()]
     distiller = kd.Distiller(student, teacher)
     distiller.compile(optimizer="adam", loss=SCCE, distillation_loss=raising_loss)
     with pytest.raises(Exception, match="fails while the first step is traced"):
         getattr(distiller, method)(x, y, verbose=0)
-    np.testing.assert_array_equal(teacher.predict(x, verbose=0), teacher_outputs)
+    np.testing.assert_array_equal(teacher.predict(x, verbose=0), teacher_output_kind)
     for a, b in zip(student_weights, student.get_weights()):
         np.testing.assert_array_equal(a, b)
     distiller.compile(optimizer="adam", loss=SCCE, distillation_loss="kl")
     history = distiller.fit(x, y, epochs=2, verbose=0).history
     assert np.isfinite(history["loss"][-1]) and history["loss"][-1] < history["loss"][0]
-    np.testing.assert_array_equal(teacher.predict(x, verbose=0), teacher_outputs)
+    np.testing.assert_array_equal(teacher.predict(x, verbose=0), teacher_output_kind)
 
 
 def test_a_failed_mutual_step_leaves_the_peers_usable(digits):

@@ -41,7 +41,7 @@ def test_a_softmax_teacher_behind_a_reshape_is_read_as_probabilities(digits):
     teacher = keras.Model(inputs, probabilities, name="teacher")
     student = make_mlp(8, name="student")
     distiller = kd.Distiller(student, teacher)
-    assert distiller.teacher_outputs == "probabilities"
+    assert distiller.teacher_output_kind == "probabilities"
     distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.0, temperature=2.0)
     logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
     teacher_logits = keras.ops.convert_to_numpy(keras.Model(inputs, logits)(x))

@@ -54,7 +54,7 @@ def test_the_command_line_refuses_a_nan_in_its_data_and_saves_nothing(tmp_path):
 
 
 def test_a_student_with_nan_weights_is_not_saved(tmp_path):
-    from keras_distill import jobs
+    from keras_distill import distill_command as jobs
 
     student, _ = make_pair()
     weights = student.get_weights()

@@ -1,6 +1,6 @@
 import numpy as np
 
-from keras_distill.experiments import report
+from reproductions import report
 
 
 def test_mean_std_is_the_sample_standard_deviation():

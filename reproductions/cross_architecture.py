@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "cross-architecture"
 TITLE = "A CNN teacher for an MLP student (cross-architecture)"

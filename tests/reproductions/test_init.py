@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from keras_distill import cli
-from keras_distill import experiments
-from keras_distill.experiments import teacher_store
+import reproductions as experiments
+from reproductions.__main__ import main
+from reproductions import teacher_store
 from tests.conftest import BACKEND
 
 
@@ -14,7 +14,7 @@ from tests.conftest import BACKEND
     reason="the reproductions run once, on TensorFlow (their default backend); each piece is tested on all three",
 )
 def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
-    assert cli.main(["reproduce", "all", "--quick", "--output", str(tmp_path)]) == 0
+    assert main(["all", "--quick", "--output", str(tmp_path)]) == 0
     results = (tmp_path / "RESULTS.md").read_text()
     for name in experiments.NAMES:
         table = (tmp_path / f"{name}.md").read_text()
@@ -24,7 +24,7 @@ def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
         # Two seeds by default in quick mode: every table reports a mean and a spread.
         assert re.search(r"\d+\.\d+ ± \d+\.\d+", table), table
         assert f"({name}.png)" in results
-    assert results.count("`keras-distill reproduce all --seeds 2 --quick`") == len(experiments.NAMES)
+    assert results.count("`python -m reproductions all --seeds 2 --quick`") == len(experiments.NAMES)
     assert "CPU cores" in results and "Keras" in results
 
     # Rerunning one experiment replaces its section and keeps the others';
@@ -36,8 +36,8 @@ def test_reproduce_all_quick_writes_every_table_and_plot(tmp_path):
     assert [r.name for r in rerun] == ["takd"] and "1 seed(s)" in rerun[0].setup
     results = (tmp_path / "RESULTS.md").read_text()
     assert all(f"({name}.png)" in results for name in experiments.NAMES)
-    assert results.count("`keras-distill reproduce all --seeds 2 --quick`") == len(experiments.NAMES) - 1
-    assert "`keras-distill reproduce takd --seeds 1 --quick`" in results
+    assert results.count("`python -m reproductions all --seeds 2 --quick`") == len(experiments.NAMES) - 1
+    assert "`python -m reproductions takd --seeds 1 --quick`" in results
     assert sorted(os.listdir(tmp_path)) == sorted(
         [f"{name}.{ext}" for name in experiments.NAMES for ext in ("md", "json", "png")] + ["RESULTS.md"]
     )
@@ -49,4 +49,4 @@ def test_unknown_experiment_and_bad_seeds_are_refused(tmp_path):
     with pytest.raises(ValueError, match="seeds=0"):
         experiments.reproduce(["hinton"], seeds=0, output=str(tmp_path))
     with pytest.raises(SystemExit):
-        cli.main(["reproduce", "resnet"])
+        main(["resnet"])

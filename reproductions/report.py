@@ -10,6 +10,8 @@ import statistics
 import keras
 import numpy as np
 
+from keras_distill.tables import markdown_table
+
 
 @dataclasses.dataclass
 class Result:
@@ -89,19 +91,13 @@ def bar_figure(output, name, labels, errors, examples):
                        title=f"Mean ± std of {len(values[0])} seed(s)")
 
 
-def markdown_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def figure(width=6.4, height=4.0):
     """A new matplotlib figure and axes, drawn off screen."""
     try:
         import matplotlib
     except ImportError as error:
         raise ImportError(
-            "`keras-distill reproduce` draws its plots with matplotlib, which "
+            "`python -m reproductions` draws its plots with matplotlib, which "
             "is not installed. Install it with `pip install matplotlib` (or "
             "`pip install keras-distill[notebooks]`)."
         ) from error

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from keras_distill import FSPDistiller
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "fsp"
 TITLE = "Fast optimization after an FSP stage (Yim et al., 2017)"

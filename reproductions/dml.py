@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from keras_distill import MutualLearner
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "dml"
 TITLE = "Deep Mutual Learning of two different peers (Zhang et al., 2018)"

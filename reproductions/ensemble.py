@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "ensemble"
 TITLE = "An ensemble distilled into a single model (Hinton et al., 2015)"

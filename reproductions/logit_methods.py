@@ -18,8 +18,8 @@ import numpy as np
 
 from keras_distill import callbacks
 from keras_distill import losses
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "logit-methods"
 TITLE = "Logit methods compared: KD, DKD, logit standardization, DIST"

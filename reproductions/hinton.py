@@ -19,8 +19,8 @@ import numpy as np
 from keras_distill import Distiller
 from keras_distill import precompute_teacher_outputs
 from keras_distill import with_teacher_outputs
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "hinton"
 TITLE = "Soft targets at several temperatures (Hinton et al., 2015)"

@@ -1,17 +1,19 @@
 """Reproductions of the papers' claims on Fashion-MNIST.
 
-`keras-distill reproduce NAME [--seeds 3] [--quick]`, or from Python:
+`python -m reproductions NAME [--seeds 3] [--quick]` from the repository's
+root (`make reproduce` runs them all), or from Python there:
 
 ```python
-from keras_distill import experiments
-results = experiments.reproduce(["hinton"], seeds=3, output="docs")
+import reproductions
+results = reproductions.reproduce(["hinton"], seeds=3, output="docs")
 ```
+
+They import `keras_distill` as any user does, and are not installed with it.
 """
 
 import importlib
 import os
 
-from keras_distill._validate import check_int
 
 MODULES = {
     "hinton": "hinton",
@@ -41,10 +43,10 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         command: the command line to record in `RESULTS.md`.
 
     Returns:
-        A list of `keras_distill.experiments.report.Result`.
+        A list of `reproductions.report.Result`.
     """
-    from keras_distill.experiments import data
-    from keras_distill.experiments import report
+    from reproductions import data
+    from reproductions import report
 
     requested = list(names)
     names = list(NAMES) if requested == ["all"] else requested
@@ -56,15 +58,16 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
         )
     if seeds is None:
         seeds = 2 if quick else 3
-    seeds = check_int(seeds, "seeds", example=3, at_least=1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"`seeds` must be a positive int. Received: seeds={seeds!r}. Use e.g. seeds=3.")
     os.makedirs(output, exist_ok=True)
-    command = command or ("keras-distill reproduce " + " ".join(requested)
+    command = command or ("python -m reproductions " + " ".join(requested)
                           + f" --seeds {seeds}" + (" --quick" if quick else ""))
     machine = report.machine()
     dataset = data.load(quick)
     results = []
     for name in names:
-        module = importlib.import_module(f"keras_distill.experiments.{MODULES[name]}")
+        module = importlib.import_module(f"reproductions.{MODULES[name]}")
         settings = module.SETTINGS["quick" if quick else "full"]
         print(f"== {name}: {module.TITLE}", flush=True)
         result = module.run(dataset, settings, list(range(seeds)), output)

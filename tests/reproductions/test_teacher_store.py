@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_distill.experiments import teacher_store
+from reproductions import teacher_store
 from tests.conftest import make_mlp
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from keras_distill import Distiller
 from keras_distill import HintDistiller
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "fitnets"
 TITLE = "Hints for a deep, thin student (FitNets, Romero et al., 2015)"

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import keras_distill as kd
-from keras_distill.experiments import teacher_store
+from reproductions import teacher_store
 
 # The teachers, trained on every label, Adam 1e-3:
 # - "mlp": Hinton et al.'s MNIST teacher, two hidden layers of 1200 units

@@ -16,9 +16,9 @@ import keras
 import numpy as np
 
 from keras_distill import Distiller
-from keras_distill.experiments import models
-from keras_distill.experiments import report
-from keras_distill.experiments.data import CLASS_NAMES
+from reproductions import models
+from reproductions import report
+from reproductions.data import CLASS_NAMES
 
 NAME = "dark-knowledge"
 TITLE = "Learning a class from soft targets alone (Hinton et al., 2015)"

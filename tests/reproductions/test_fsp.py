@@ -1,4 +1,4 @@
-from keras_distill.experiments.fsp import epochs_to_reach
+from reproductions.fsp import epochs_to_reach
 
 
 def test_epochs_to_reach_counts_from_one():

@@ -18,7 +18,6 @@ import warnings
 
 import keras
 
-from keras_distill._training.compile_config import load_weights
 
 ENVIRONMENT = "KERAS_DISTILL_TEACHERS"
 
@@ -76,7 +75,11 @@ def trained(name, build, fit, *, key, directory=None):
     record_path = os.path.join(directory, f"{name}-{digest}.json")
     if os.path.exists(path) and os.path.exists(record_path):
         try:
-            load_weights(model, path)
+            optimizer = getattr(model, "optimizer", None)
+            if optimizer is not None and not optimizer.built:
+                # Slots first, so that the saved optimizer state loads.
+                optimizer.build(model.trainable_variables)
+            model.load_weights(path)
             with open(record_path) as f:
                 record = json.load(f)
             return model, {**record, "loaded": True}

@@ -16,8 +16,8 @@ import numpy as np
 
 from keras_distill import AssistantChain
 from keras_distill import Distiller
-from keras_distill.experiments import models
-from keras_distill.experiments import report
+from reproductions import models
+from reproductions import report
 
 NAME = "takd"
 TITLE = "A teacher assistant across a large size gap (Mirzadeh et al., 2020)"
