@@ -29,7 +29,7 @@ FLOAT16_MAX = 65504.0
 
 
 def precompute_teacher_outputs(
-    teacher, x, *, batch_size=256, dtype="float32", teacher_outputs="auto", top_k=None
+    teacher, x, *, batch_size=256, dtype="float32", teacher_output_kind="auto", top_k=None
 ):
     """Runs the teacher(s) once over `x` and returns their logits.
 
@@ -52,7 +52,7 @@ def precompute_teacher_outputs(
             arrays (a dataset keeps its own batches).
         dtype: `"float32"` (default) or `"float16"`, the storage type.
             float16 halves the memory; the distiller casts back to float32.
-        teacher_outputs: `"auto"`, `"logits"` or `"probabilities"`, as in
+        teacher_output_kind: `"auto"`, `"logits"` or `"probabilities"`, as in
             `keras_distill.Distiller`: probabilities are stored as their
             log, which is the same target for every temperature.
         top_k: `None` (all logits) or an int k: keep only the teacher's k
@@ -81,7 +81,7 @@ def precompute_teacher_outputs(
     check_int(batch_size, "batch_size", example=256, at_least=1)
     shape = checks.output_shape(teachers[0])
     checks.check_top_k(top_k, argument="top_k", teacher_count=len(teachers), classes=shape and shape[-1])
-    kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
+    kinds = [checks.output_kind(model, teacher_output_kind) for model in teachers]
 
     def logits_of(inputs, predict):
         outputs = [

@@ -8,6 +8,7 @@ fix it. Plain numbers are checked by `keras_distill._validate`.
 import keras
 
 from keras_distill import _compat
+from keras_distill._training import ownership
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -111,12 +112,12 @@ def ends_with_softmax(model):
     return getattr(activation, "__name__", None) == "softmax"
 
 
-def output_kind(model, teacher_outputs):
-    """`"logits"` or `"probabilities"`: `teacher_outputs`, or with "auto"
+def output_kind(model, teacher_output_kind):
+    """`"logits"` or `"probabilities"`: `teacher_output_kind`, or with "auto"
     what the teacher's last layer says (a softmax means probabilities)."""
-    check_choice(teacher_outputs, "teacher_outputs", TEACHER_OUTPUTS)
-    if teacher_outputs != "auto":
-        return teacher_outputs
+    check_choice(teacher_output_kind, "teacher_output_kind", TEACHER_OUTPUTS)
+    if teacher_output_kind != "auto":
+        return teacher_output_kind
     return "probabilities" if ends_with_softmax(model) else "logits"
 
 
@@ -365,3 +366,47 @@ def normalize_pair_weights(pair_weights, count):
         check_number(weight, f"pair_weights[{index}]", example=1.0, at_least=0)
         for index, weight in enumerate(pair_weights)
     ]
+
+
+def check_distiller_models(
+    owner, student, teacher, teacher_output_kind, teacher_weights, teacher_classes, teacher_top_k,
+    separate_teacher_inputs, *, takes_separate_teacher_inputs,
+):
+    """Every check of a distiller's models and teacher options, before it is
+    built. Returns `(teachers, kinds, weights)`: the teachers as a list, what
+    each returns, and their normalized weights."""
+    check_student(student)
+    teachers = as_teacher_list(teacher)
+    if any(student is model for model in teachers):
+        raise ValueError(
+            f"The same model {student.name!r} was passed as both `student` "
+            "and `teacher`. Pass two models; to distill a model into a "
+            "fresh copy of itself, use "
+            "keras.models.clone_model(teacher) as the student."
+        )
+    ownership.check_not_shared(student, teachers)
+    kinds = [output_kind(model, teacher_output_kind) for model in teachers]
+    student_shape = output_shape(student)
+    if not isinstance(separate_teacher_inputs, bool):
+        raise TypeError(
+            "`separate_teacher_inputs` must be True or False. Received: "
+            f"separate_teacher_inputs={separate_teacher_inputs!r}."
+        )
+    if separate_teacher_inputs and not takes_separate_teacher_inputs:
+        raise ValueError(
+            f"{owner} feeds the teacher and the student the same inputs. Distill a teacher "
+            "with its own tokenizer with keras_distill.Distiller(student, teacher, "
+            "separate_teacher_inputs=True)."
+        )
+    if separate_teacher_inputs:
+        check_separate_inputs(teachers, teacher_classes, teacher_top_k)
+    else:
+        check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
+    weights = normalize_teacher_weights(teacher_weights, len(teachers))
+    check_top_k(
+        teacher_top_k,
+        teacher_count=len(teachers),
+        teacher_classes=teacher_classes,
+        classes=None if student_shape is None else student_shape[-1],
+    )
+    return teachers, kinds, weights

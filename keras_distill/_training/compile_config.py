@@ -11,8 +11,13 @@ import inspect
 
 import keras
 
-from keras_distill.losses.base import DistillationLoss
+from keras_distill._training import checks
+from keras_distill._training.hyperparameters import DEFAULT_ALPHA
+from keras_distill._training.hyperparameters import check_alpha
+from keras_distill._training.hyperparameters import resolve_temperature
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.lookup import FunctionLoss
+from keras_distill.losses.lookup import get as get_distillation_loss
 from keras_distill.losses.soft_targets import SoftenedLoss
 
 # Names whose Keras default (from_logits=False) would be wrong on logits.
@@ -70,13 +75,13 @@ def build_distillation_loss(loss, temperature):
     """The distiller's own copy of `loss` (a resolved `distillation_loss`),
     reading `temperature`, the distiller's variable.
 
-    A `keras_distill.losses.DistillationLoss` takes logits and is rebuilt
+    A `keras_distill.losses.LogitLoss` takes logits and is rebuilt
     from its config with the variable as its temperature (the user's object
     is not changed); any other Keras loss takes probabilities and is wrapped
     in `keras_distill.losses.SoftenedLoss`, which softens both models'
     logits and applies T^2, as in the keras.io tutorial.
     """
-    if not isinstance(loss, DistillationLoss):
+    if not isinstance(loss, LogitLoss):
         if getattr(loss, "from_logits", False) is True:
             raise ValueError(
                 f"distillation_loss={type(loss).__name__}(from_logits=True): a Keras loss given as the "
@@ -129,6 +134,19 @@ def serialize_model(model):
     return config
 
 
+def deserialize_models(config, keys):
+    """`config` with the models (or lists of models) under `keys`
+    deserialized, for a distiller's `from_config`."""
+    config = dict(config)
+    for key in keys:
+        value = config[key]
+        if isinstance(value, list):
+            config[key] = [keras.saving.deserialize_keras_object(model) for model in value]
+        else:
+            config[key] = keras.saving.deserialize_keras_object(value)
+    return config
+
+
 class CompileConfigMixin:
     """`get_compile_config` / `compile_from_config` for a `keras.Model` whose
     `compile` takes keyword arguments of its own.
@@ -162,3 +180,64 @@ class CompileConfigMixin:
         if self._models_built():
             self.optimizer.build(self.trainable_variables)
 
+
+def resolve_compile_arguments(
+    loss, student_loss_fn, distillation_loss, distillation_loss_fn, alpha, temperature, standardize_logits, kwargs,
+    *, teacher_top_k, separate_teacher_inputs,
+):
+    """`Distiller.compile`'s own arguments, checked and resolved before
+    anything changes. Returns `(loss, distillation_loss, alpha, temperature,
+    student_loss, resolved_distillation_loss)`."""
+    loss = pick("loss", loss, "student_loss_fn", student_loss_fn)
+    distillation_loss = pick("distillation_loss", distillation_loss, "distillation_loss_fn", distillation_loss_fn)
+    if distillation_loss is None:
+        distillation_loss = "kl"
+    alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
+    resolved = get_distillation_loss(distillation_loss)
+    temperature = resolve_temperature(distillation_loss, temperature)
+    student_loss = resolve_hard_loss(loss)
+    if student_loss is None and alpha > 0:
+        raise ValueError(
+            f"compile() got loss=None with alpha={alpha}: the hard-label "
+            "term has no loss. Pass e.g. loss=keras.losses."
+            "SparseCategoricalCrossentropy(from_logits=True), or set "
+            "alpha=0.0 to train on the teacher's outputs alone."
+        )
+    if "loss_weights" in kwargs:
+        raise ValueError(
+            "Distiller.compile() takes no `loss_weights`. Received: "
+            f"loss_weights={kwargs['loss_weights']!r}. Use `alpha` to "
+            "weight the hard-label and distillation terms."
+        )
+    if not isinstance(standardize_logits, bool):
+        raise TypeError(
+            "`standardize_logits` must be True or False. Received: "
+            f"standardize_logits={standardize_logits!r}."
+        )
+    checks.check_top_k(teacher_top_k, loss=resolved, standardize=standardize_logits)
+    if separate_teacher_inputs:
+        checks.check_loss_across_vocabularies(resolved, distillation_loss)
+    return loss, distillation_loss, alpha, temperature, student_loss, resolved
+
+
+class DistillerConfigMixin:
+    """`get_config` / `from_config` of a `Distiller`: its models serialized
+    without their own compile config, and its constructor's arguments."""
+
+    def get_config(self):
+        teachers = [serialize_model(model) for model in self.teachers]
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "student": serialize_model(self.student),
+            "teacher": teachers[0] if len(teachers) == 1 else teachers,
+            "teacher_output_kind": self._teacher_output_kind_arg,
+            "teacher_weights": self._teacher_weights_arg,
+            "teacher_classes": self.teacher_classes,
+            "teacher_top_k": self.teacher_top_k,
+            "separate_teacher_inputs": self.separate_teacher_inputs,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_models(config, ("student", "teacher")))

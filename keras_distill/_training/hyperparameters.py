@@ -4,10 +4,10 @@ import keras
 import numpy as np
 
 from keras_distill._validate import check_number
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import check_temperature
 
-# Defaults measured with `keras-distill demo` (Fashion-MNIST, 784-1200-1200-10
+# Defaults measured with the demo (`examples/demo.py`) (Fashion-MNIST, 784-1200-1200-10
 # teacher, 784-32-10 student): small students want low temperatures.
 DEFAULT_ALPHA = 0.5
 DEFAULT_TEMPERATURE = 2.0
@@ -52,7 +52,7 @@ def resolve_temperature(loss, temperature):
     when compile() names none; two different temperatures are refused. A
     loss given by name has no temperature of its own.
     """
-    own = loss.temperature if isinstance(loss, DistillationLoss) and loss.uses_temperature else None
+    own = loss.temperature if isinstance(loss, LogitLoss) and loss.uses_temperature else None
     if temperature is None:
         return DEFAULT_TEMPERATURE if own is None else float(own)
     temperature = check_temperature(temperature)
@@ -70,3 +70,34 @@ def as_float(variable):
     """A float32 variable's value as the shortest float that round-trips,
     so that a distiller given alpha=0.7 reports 0.7, not 0.699999988."""
     return float(str(np.float32(variable.numpy())))
+
+
+class SoftTargetSettingsMixin:
+    """`alpha` and `temperature` as float properties over a distiller's
+    variables `_alpha` and `_temperature`, checked when set."""
+
+    @property
+    def alpha(self):
+        """The weight of the hard-label loss, a float in [0, 1]."""
+        return as_float(self._alpha)
+
+    @alpha.setter
+    def alpha(self, value):
+        value = check_alpha(value)
+        if value > 0 and self.compiled and self._student_loss is None:
+            raise ValueError(
+                f"Cannot set alpha={value}: the distiller was compiled with "
+                "loss=None, so there is no hard-label loss to weight. "
+                "Recompile with a loss, e.g. loss=keras.losses."
+                "SparseCategoricalCrossentropy(from_logits=True)."
+            )
+        self._alpha.assign(value)
+
+    @property
+    def temperature(self):
+        """The softmax temperature of the distillation loss, a float > 0."""
+        return as_float(self._temperature)
+
+    @temperature.setter
+    def temperature(self, value):
+        self._temperature.assign(check_temperature(value))

@@ -16,6 +16,7 @@ import collections
 import keras
 from keras import ops
 
+from keras_distill.losses.standardization import standardize_logits
 from keras_distill.losses.top_k_divergence import pack_top_k
 from keras_distill.losses.top_k_divergence import top_k_teacher
 
@@ -29,9 +30,9 @@ LOG_FLOOR = 1e-30
 PADDING_MASK = "padding_mask"
 
 #: What the distillation loss compares with the student: `values` is float32
-#: logits `(..., classes)`, or with `top_k` the packed `(..., 2k)` targets of
+#: logits `(..., classes)`, or with `packed_top_k` the packed `(..., 2k)` targets of
 #: `keras_distill.losses.pack_top_k`.
-Targets = collections.namedtuple("Targets", ["values", "top_k"])
+Targets = collections.namedtuple("Targets", ["values", "packed_top_k"])
 
 
 def is_cached_target(y):
@@ -98,15 +99,15 @@ class TeacherTargets:
         the top-k dict."""
         if isinstance(cached, dict):
             packed = pack_top_k(cached[TOP_K_INDICES], cached[TOP_K_LOG_PROBS])
-            return Targets(ops.stop_gradient(packed), top_k=True)
+            return Targets(ops.stop_gradient(packed), packed_top_k=True)
         count = len(self.kinds)
         outputs = [cached] if count == 1 else [cached[:, index] for index in range(count)]
         return self._from_logits(self.logits(outputs, kinds=["logits"] * count))
 
     def _from_logits(self, logits):
         if self.top_k is None:
-            return Targets(logits, top_k=False)
-        return Targets(ops.stop_gradient(pack_top_k(*top_k_teacher(logits, self.top_k))), top_k=True)
+            return Targets(logits, packed_top_k=False)
+        return Targets(ops.stop_gradient(pack_top_k(*top_k_teacher(logits, self.top_k))), packed_top_k=True)
 
 
 def select_classes(logits, classes):
@@ -170,6 +171,25 @@ def token_weights(x, student_logits, sample_weight):
     total = ops.cast(token_shape[0] * token_shape[1], "float32")
     real = ops.sum(ops.cast(mask, "float32"))
     return weights * ops.divide_no_nan(total, real), weights
+
+
+def response_losses(hard_loss, distillation_loss, labels, teacher_logits, student_logits, *, standardize, reduce):
+    """The two terms of the response loss, float32 scalars:
+    `hard_loss(labels, student_logits)` (0 without a hard loss) and
+    `distillation_loss(teacher_logits, student_logits)`, both models'
+    logits z-scored first with `standardize`, and the labels given to a
+    loss that `needs_labels`. `reduce(loss, y_true, y_pred)` makes a Keras
+    loss a scalar: `Distiller` takes the weighted batch mean,
+    `CausalLMDistiller` a weighted sum over one chunk of tokens."""
+    if hard_loss is None:
+        hard = ops.zeros((), dtype="float32")
+    else:
+        hard = ops.cast(reduce(hard_loss, labels, student_logits), "float32")
+    if standardize:
+        teacher_logits, student_logits = standardize_logits(teacher_logits), standardize_logits(student_logits)
+    if getattr(distillation_loss, "needs_labels", False):
+        teacher_logits = (teacher_logits, labels)
+    return hard, ops.cast(reduce(distillation_loss, teacher_logits, student_logits), "float32")
 
 
 def replicas_in_sync():

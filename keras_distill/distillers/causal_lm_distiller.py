@@ -20,7 +20,6 @@ from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.losses.dist import DIST
 from keras_distill.losses.lookup import get as get_distillation_loss
-from keras_distill.losses.standardization import standardize_logits as standardize
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
@@ -125,19 +124,11 @@ class CausalLMDistiller(Distiller):
         student_logits = self.student.backbone.token_embedding(student_hidden, reverse=True)
         teacher_logits = self.teachers[0].backbone.token_embedding(teacher_hidden, reverse=True)
         targets = self._targets.from_outputs([teacher_logits])
-        loss = self._top_k_loss if targets.top_k else self._distillation_loss
-        if self._student_loss is None:
-            student_sum = ops.zeros((), "float32")
-        else:
-            values = ops.cast(self._student_loss.call(labels, student_logits), "float32")
-            student_sum = ops.sum(values * weights)
-        teacher_side, distilled = targets.values, student_logits
-        if self._standardize_logits:
-            teacher_side, distilled = standardize(teacher_side), standardize(student_logits)
-        if getattr(loss, "needs_labels", False):
-            teacher_side = (teacher_side, labels)
-        values = ops.cast(loss.call(teacher_side, distilled), "float32")
-        return student_sum, ops.sum(values * weights)
+        loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
+        return step.response_losses(
+            self._student_loss, loss, labels, targets.values, student_logits, standardize=self._standardize_logits,
+            reduce=lambda loss_fn, y_true, y_pred: ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights),
+        )
 
     def get_config(self):
         return {**super().get_config(), "chunk_size": self.chunk_size}

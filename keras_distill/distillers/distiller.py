@@ -5,31 +5,32 @@ from keras import ops
 
 from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import checks
-from keras_distill._training import data_checks
-from keras_distill._training import hub
 from keras_distill._training import step
 from keras_distill._training.compile_config import CompileConfigMixin
+from keras_distill._training.entry_points import EntryPointsMixin
 from keras_distill._training.compile_config import build_distillation_loss
-from keras_distill._training.compile_config import pick
-from keras_distill._training.compile_config import resolve_hard_loss
-from keras_distill._training.compile_config import serialize_model
+from keras_distill._training.compile_config import resolve_compile_arguments
+from keras_distill._training.compile_config import DistillerConfigMixin
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.hyperparameters import SoftTargetSettingsMixin
 from keras_distill._training.hyperparameters import add_hyperparameter
-from keras_distill._training.hyperparameters import as_float
-from keras_distill._training.hyperparameters import check_alpha
-from keras_distill._training.hyperparameters import resolve_temperature
 from keras_distill._training.ownership import FrozenTeachersMixin
-from keras_distill._training.ownership import check_not_shared
-from keras_distill._training.ownership import weights_kept_on_failure
-from keras_distill.losses.base import check_temperature
-from keras_distill.losses.lookup import get as get_distillation_loss
-from keras_distill.losses.standardization import standardize_logits as standardize
+from keras_distill._training.preflight import PreflightMixin
 from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, keras.Model):
+class Distiller(
+    UniqueTorchParameters,
+    EntryPointsMixin,
+    PreflightMixin,
+    SoftTargetSettingsMixin,
+    FrozenTeachersMixin,
+    DistillerConfigMixin,
+    CompileConfigMixin,
+    keras.Model,
+):
     """Trains a student to match a frozen teacher's softened predictions.
 
     The loss on a batch is
@@ -72,7 +73,7 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
         teacher: `keras.Model` with the student's output shape, or a list
             of them: the distillation target is then the weighted mixture
             of the teachers' temperature-softened distributions.
-        teacher_outputs: `"auto"` (default), `"logits"` or
+        teacher_output_kind: `"auto"` (default), `"logits"` or
             `"probabilities"`. What the teacher returns. `"auto"` reads the
             teacher's last layer: a softmax there means probabilities, which
             are turned back into logits with `log` (exact up to a floor of
@@ -130,15 +131,12 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
     """
 
     takes_separate_teacher_inputs = True
-    #: Why a subclass that runs its teacher live refuses cached teacher
-    #: outputs (None: cached outputs are taken).
-    cached_outputs_refusal = None
 
     def __init__(
         self,
         student,
         teacher,
-        teacher_outputs="auto",
+        teacher_output_kind="auto",
         teacher_weights=None,
         teacher_classes=None,
         teacher_top_k=None,
@@ -146,49 +144,19 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
         name="distiller",
         **kwargs,
     ):
-        checks.check_student(student)
-        teachers = checks.as_teacher_list(teacher)
-        if any(student is model for model in teachers):
-            raise ValueError(
-                f"The same model {student.name!r} was passed as both `student` "
-                "and `teacher`. Pass two models; to distill a model into a "
-                "fresh copy of itself, use "
-                "keras.models.clone_model(teacher) as the student."
-            )
-        check_not_shared(student, teachers)
-        kinds = [checks.output_kind(model, teacher_outputs) for model in teachers]
-        student_shape = checks.output_shape(student)
-        if not isinstance(separate_teacher_inputs, bool):
-            raise TypeError(
-                "`separate_teacher_inputs` must be True or False. Received: "
-                f"separate_teacher_inputs={separate_teacher_inputs!r}."
-            )
-        if separate_teacher_inputs and not self.takes_separate_teacher_inputs:
-            raise ValueError(
-                f"{type(self).__name__} feeds the teacher and the student the same inputs. Distill a teacher "
-                "with its own tokenizer with keras_distill.Distiller(student, teacher, "
-                "separate_teacher_inputs=True)."
-            )
-        if separate_teacher_inputs:
-            checks.check_separate_inputs(teachers, teacher_classes, teacher_top_k)
-        else:
-            checks.check_teacher_shapes(teachers, student_shape, student.name, teacher_classes)
-        weights = checks.normalize_teacher_weights(teacher_weights, len(teachers))
-        checks.check_top_k(
-            teacher_top_k,
-            teacher_count=len(teachers),
-            teacher_classes=teacher_classes,
-            classes=None if student_shape is None else student_shape[-1],
+        teachers, kinds, weights = checks.check_distiller_models(
+            type(self).__name__, student, teacher, teacher_output_kind, teacher_weights, teacher_classes, teacher_top_k,
+            separate_teacher_inputs, takes_separate_teacher_inputs=self.takes_separate_teacher_inputs,
         )
         super().__init__(name=name, **kwargs)
         self.student = student
         self.teachers = teachers
-        self._teacher_outputs_arg = teacher_outputs
+        self._teacher_output_kind_arg = teacher_output_kind
         self._teacher_weights_arg = None if teacher_weights is None else list(teacher_weights)
         self.teacher_weights = weights
         self.teacher_classes = None if teacher_classes is None else list(teacher_classes)
         self.teacher_top_k = teacher_top_k
-        self.teacher_outputs = kinds[0] if len(teachers) == 1 else kinds
+        self.teacher_output_kind = kinds[0] if len(teachers) == 1 else kinds
         self.separate_teacher_inputs = separate_teacher_inputs
 
         self._alpha = add_hyperparameter(self, "alpha", DEFAULT_ALPHA)
@@ -205,32 +173,6 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
         # Built when its models are, so that load_weights, BackupAndRestore
         # and KerasTuner's checkpoints work before the first step.
         self.built = student.built and all(model.built for model in teachers)
-
-    @property
-    def alpha(self):
-        """The weight of the hard-label loss, a float in [0, 1]."""
-        return as_float(self._alpha)
-
-    @alpha.setter
-    def alpha(self, value):
-        value = check_alpha(value)
-        if value > 0 and self.compiled and self._student_loss is None:
-            raise ValueError(
-                f"Cannot set alpha={value}: the distiller was compiled with "
-                "loss=None, so there is no hard-label loss to weight. "
-                "Recompile with a loss, e.g. loss=keras.losses."
-                "SparseCategoricalCrossentropy(from_logits=True)."
-            )
-        self._alpha.assign(value)
-
-    @property
-    def temperature(self):
-        """The softmax temperature of the distillation loss, a float > 0."""
-        return as_float(self._temperature)
-
-    @temperature.setter
-    def temperature(self, value):
-        self._temperature.assign(check_temperature(value))
 
     def compile(
         self,
@@ -284,36 +226,10 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`,
                 `run_eagerly`, `steps_per_execution`, ...).
         """
-        loss = pick("loss", loss, "student_loss_fn", student_loss_fn)
-        distillation_loss = pick("distillation_loss", distillation_loss, "distillation_loss_fn", distillation_loss_fn)
-        if distillation_loss is None:
-            distillation_loss = "kl"
-        alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
-        resolved = get_distillation_loss(distillation_loss)
-        temperature = resolve_temperature(distillation_loss, temperature)
-        student_loss = resolve_hard_loss(loss)
-        if student_loss is None and alpha > 0:
-            raise ValueError(
-                f"compile() got loss=None with alpha={alpha}: the hard-label "
-                "term has no loss. Pass e.g. loss=keras.losses."
-                "SparseCategoricalCrossentropy(from_logits=True), or set "
-                "alpha=0.0 to train on the teacher's outputs alone."
-            )
-        if "loss_weights" in kwargs:
-            raise ValueError(
-                "Distiller.compile() takes no `loss_weights`. Received: "
-                f"loss_weights={kwargs['loss_weights']!r}. Use `alpha` to "
-                "weight the hard-label and distillation terms."
-            )
-        if not isinstance(standardize_logits, bool):
-            raise TypeError(
-                "`standardize_logits` must be True or False. Received: "
-                f"standardize_logits={standardize_logits!r}."
-            )
-        checks.check_top_k(self.teacher_top_k, loss=resolved, standardize=standardize_logits)
-        if self.separate_teacher_inputs:
-            checks.check_loss_across_vocabularies(resolved, distillation_loss)
-
+        loss, distillation_loss, alpha, temperature, student_loss, resolved = resolve_compile_arguments(
+            loss, student_loss_fn, distillation_loss, distillation_loss_fn, alpha, temperature, standardize_logits,
+            kwargs, teacher_top_k=self.teacher_top_k, separate_teacher_inputs=self.separate_teacher_inputs,
+        )
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
         self._distillation_loss = build_distillation_loss(resolved, self._temperature)
@@ -346,9 +262,6 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
             return x["student"]
         return x
 
-    def _teacher_inputs(self, x):
-        return x["teacher"] if self.separate_teacher_inputs else x
-
     @property
     def teacher(self):
         """The teacher, or the list of teachers when there are several."""
@@ -377,30 +290,25 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
         return labels, self._targets.from_outputs(outputs), features
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels, targets, _ = self._teacher_targets(self._teacher_inputs(x), y)
-        loss_weights, _ = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
+        student_x, teacher_x = (x["student"], x["teacher"]) if self.separate_teacher_inputs else (x, x)
+        labels, targets, _ = self._teacher_targets(teacher_x, y)
+        loss_weights, _ = step.token_weights(student_x, y_pred, sample_weight)
         return self._response_loss(labels, targets, y_pred, loss_weights) + self._regularization_loss()
 
     def _response_loss(self, labels, targets, student_logits, sample_weight):
         """`alpha * loss(y, student) + (1 - alpha) * distillation_loss`,
         recorded in the `student_loss` and `distillation_loss` metrics."""
-        if not targets.top_k and not self.separate_teacher_inputs:
+        if not targets.packed_top_k and not self.separate_teacher_inputs:
             checks.check_logit_shapes(
                 targets.values.shape, student_logits.shape, self.teachers[0].name, self.student.name
             )
-        loss = self._top_k_loss if targets.top_k else self._distillation_loss
-        needs_labels = getattr(loss, "needs_labels", False)
-        if labels is None and (self._student_loss is not None or needs_labels):
+        loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
+        if labels is None and (self._student_loss is not None or getattr(loss, "needs_labels", False)):
             raise self._missing_labels_error()
-        if self._student_loss is None:
-            student_loss = ops.zeros((), dtype="float32")
-        else:
-            student_loss = ops.cast(self._student_loss(labels, student_logits, sample_weight=sample_weight), "float32")
-        teacher_logits, distilled_logits = targets.values, student_logits
-        if self._standardize_logits:
-            teacher_logits, distilled_logits = standardize(teacher_logits), standardize(student_logits)
-        teacher_side = (teacher_logits, labels) if needs_labels else teacher_logits
-        distillation_loss = loss(teacher_side, distilled_logits, sample_weight=sample_weight)
+        student_loss, distillation_loss = step.response_losses(
+            self._student_loss, loss, labels, targets.values, student_logits, standardize=self._standardize_logits,
+            reduce=lambda loss_fn, y_true, y_pred: loss_fn(y_true, y_pred, sample_weight=sample_weight),
+        )
         batch_size = ops.shape(student_logits)[0]
         self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
         self.distillation_loss_tracker.update_state(step.unscale(distillation_loss), sample_weight=batch_size)
@@ -420,154 +328,3 @@ class Distiller(UniqueTorchParameters, FrozenTeachersMixin, CompileConfigMixin, 
         labels, _ = step.split_target(y)
         _, metric_weights = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
         return super().compute_metrics(x, labels, y_pred, metric_weights)
-
-    def _check_compiled(self, method):
-        if not self.compiled or self._distillation_loss is None:
-            name = type(self).__name__
-            raise ValueError(
-                f"{name}.{method}() was called before compile(). "
-                f"Call {name.lower()}.compile(optimizer=..., loss=..., alpha=..., "
-                f"temperature=...) first; see help(keras_distill.{name}.compile)."
-            )
-
-    def _check_output_shapes(self, x):
-        """Compares the models' outputs on one example of `x`, when their
-        shapes are not known statically (subclassed models).
-
-        A mismatch found later, while tracing the first step, would leave
-        the JAX trainer's variables unsynced; here nothing has run yet.
-        """
-        shapes = [checks.output_shape(model) for model in self.teachers]
-        if None not in shapes and checks.output_shape(self.student) is not None:
-            return
-        try:
-            example = keras.tree.map_structure(lambda array: array[:1], x)
-        except (TypeError, IndexError, KeyError):
-            return  # a dataset or generator: checked when the step is traced
-        student_shape = tuple(self.student(example, training=False).shape)
-        teacher_shapes = [tuple(model(example, training=False).shape) for model in self.teachers]
-        checks.check_teacher_shapes(
-            self.teachers, student_shape, self.student.name, self.teacher_classes, teacher_shapes
-        )
-
-    def _labels_only(self, y):
-        """The labels of `y`, for a subclass that refuses cached outputs."""
-        labels, cached = step.split_target(y)
-        if cached is not None:
-            raise ValueError(self.cached_outputs_refusal)
-        return labels
-
-    def _check_cached_outputs(self, x, y):
-        if self.cached_outputs_refusal is not None and data_checks.uses_cached_outputs(x, y):
-            raise ValueError(self.cached_outputs_refusal)
-        data_checks.check_cached_outputs(
-            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits,
-            classes=self._classes(),
-        )
-
-    def _classes(self):
-        shape = checks.output_shape(self.student)
-        return None if shape is None else shape[-1]
-
-    def _preflight(self, x, y, class_weight=None):
-        """Every check of `fit` / `evaluate` data that can run before a step:
-        output shapes, cached outputs, labels (present, in range, in the
-        loss's format) and finite inputs."""
-        if self.separate_teacher_inputs:
-            data_checks.check_separate_inputs(x, y)
-        else:
-            self._check_output_shapes(x)
-        self._check_cached_outputs(x, y)
-        data_checks.check_class_weight(x, y, class_weight)
-        if not data_checks.has_labels(x, y) and (
-            self._student_loss is not None or getattr(self._distillation_loss, "needs_labels", False)
-        ):
-            raise self._missing_labels_error()
-        inputs, targets = data_checks.sample(x, y)
-        labels, _ = step.split_target(targets)
-        data_checks.check_labels(labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}")
-        data_checks.check_finite_inputs(inputs)
-
-    def _missing_labels_error(self):
-        if self._student_loss is not None:
-            return ValueError(
-                "The distiller was compiled with a hard-label loss but got "
-                "no labels (y=None). Pass labels to fit()/evaluate(), or "
-                "compile with loss=None and alpha=0.0 to distill from "
-                "unlabeled data."
-            )
-        return ValueError(
-            f"distillation_loss={type(self._distillation_loss).__name__} needs the "
-            "labels (it separates the target class from the others), but got "
-            "no labels (y=None). Pass labels y, or compile with a loss that "
-            "needs none, e.g. distillation_loss='kl'."
-        )
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_compiled("fit")
-        if hub.needs_preprocessing(self.student, x):
-            # Shuffled before batching, inside the dataset.
-            x, y = hub.preprocess_arguments(self.student, x, y, kwargs, shuffle=kwargs.pop("shuffle", True))
-            kwargs["shuffle"] = False
-        validation = kwargs.get("validation_data")
-        if validation is not None and not isinstance(validation, (tuple, list)):
-            validation = (validation,)
-        if validation is not None and hub.needs_preprocessing(self.student, validation[0]):
-            kwargs["validation_data"] = hub.preprocess(
-                self.student,
-                *validation,
-                batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
-            )
-        self._preflight(x, y, kwargs.get("class_weight"))
-        validation = data_checks.validation_pair(kwargs)
-        if validation is not None:
-            self._preflight(*validation)
-        with weights_kept_on_failure(self):
-            return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_compiled("evaluate")
-        x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
-        self._preflight(x, y)
-        with weights_kept_on_failure(self):
-            return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        if hub.needs_preprocessing(self.student, x):
-            x = hub.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
-        with weights_kept_on_failure(self):
-            return super().predict(x, *args, **kwargs)
-
-    def train_on_batch(self, *args, **kwargs):
-        self._check_compiled("train_on_batch")
-        return super().train_on_batch(*args, **kwargs)
-
-    def test_on_batch(self, *args, **kwargs):
-        self._check_compiled("test_on_batch")
-        return super().test_on_batch(*args, **kwargs)
-
-    def get_config(self):
-        teachers = [serialize_model(model) for model in self.teachers]
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "student": serialize_model(self.student),
-            "teacher": teachers[0] if len(teachers) == 1 else teachers,
-            "teacher_outputs": self._teacher_outputs_arg,
-            "teacher_weights": self._teacher_weights_arg,
-            "teacher_classes": self.teacher_classes,
-            "teacher_top_k": self.teacher_top_k,
-            "separate_teacher_inputs": self.separate_teacher_inputs,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["student"] = keras.saving.deserialize_keras_object(config["student"])
-        teacher = config["teacher"]
-        config["teacher"] = (
-            [keras.saving.deserialize_keras_object(model) for model in teacher]
-            if isinstance(teacher, list)
-            else keras.saving.deserialize_keras_object(teacher)
-        )
-        return cls(**config)

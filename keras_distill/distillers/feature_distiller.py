@@ -59,7 +59,7 @@ class FeatureDistiller(Distiller):
             Keras layer (or `None`) per pair, applied to the student's
             feature. Projections are trained with the student but are not
             part of it.
-        teacher_outputs: As in `keras_distill.Distiller`.
+        teacher_output_kind: As in `keras_distill.Distiller`.
         name: Name of the distiller.
 
     Examples:
@@ -95,7 +95,7 @@ class FeatureDistiller(Distiller):
         feature_loss="mse",
         pair_weights=None,
         projections=None,
-        teacher_outputs="auto",
+        teacher_output_kind="auto",
         name="feature_distiller",
         **kwargs,
     ):
@@ -107,7 +107,7 @@ class FeatureDistiller(Distiller):
                 "several teachers' outputs."
             )
         super().__init__(
-            student, teacher, teacher_outputs=teacher_outputs, name=name, **kwargs
+            student, teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs
         )
         self.pairs = checks.normalize_pairs(pairs)
         self.pair_weights = checks.normalize_pair_weights(pair_weights, len(self.pairs))

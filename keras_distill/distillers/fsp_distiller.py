@@ -28,7 +28,7 @@ class FSPDistiller(FeatureDistiller):
         pair_weights: One weight per pair (lambda_k). Defaults to
             `1 / len(pairs)`.
         data_format: Defaults to `keras.config.image_data_format()`.
-        teacher_outputs: As in `keras_distill.Distiller`.
+        teacher_output_kind: As in `keras_distill.Distiller`.
         name: Name of the distiller.
 
     Examples:
@@ -63,7 +63,7 @@ class FSPDistiller(FeatureDistiller):
         pairs,
         pair_weights=None,
         data_format=None,
-        teacher_outputs="auto",
+        teacher_output_kind="auto",
         name="fsp_distiller",
         **kwargs,
     ):
@@ -86,7 +86,7 @@ class FSPDistiller(FeatureDistiller):
             pairs=pairs,
             feature_loss=FSPLoss(data_format=data_format),
             pair_weights=pair_weights,
-            teacher_outputs=teacher_outputs,
+            teacher_output_kind=teacher_output_kind,
             name=name,
             **kwargs,
         )

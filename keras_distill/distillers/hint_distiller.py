@@ -38,7 +38,7 @@ class HintDistiller(FeatureDistiller):
             Keras layer (one pair) or a list of layers, each mapping the
             guided feature to the hint's shape.
         pair_weights: One weight per pair. Defaults to `1 / len(pairs)`.
-        teacher_outputs: As in `keras_distill.Distiller`.
+        teacher_output_kind: As in `keras_distill.Distiller`.
         name: Name of the distiller.
 
     Examples:
@@ -77,7 +77,7 @@ class HintDistiller(FeatureDistiller):
         guided_layer,
         regressor=None,
         pair_weights=None,
-        teacher_outputs="auto",
+        teacher_output_kind="auto",
         name="hint_distiller",
         **kwargs,
     ):
@@ -101,7 +101,7 @@ class HintDistiller(FeatureDistiller):
             feature_loss=HintLoss(),
             pair_weights=pair_weights,
             projections=regressor,
-            teacher_outputs=teacher_outputs,
+            teacher_output_kind=teacher_output_kind,
             name=name,
             **kwargs,
         )

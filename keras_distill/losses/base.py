@@ -1,6 +1,6 @@
 """The two base classes of keras_distill's losses, and what they share.
 
-`DistillationLoss` compares a teacher's and a student's logits (the
+`LogitLoss` compares a teacher's and a student's logits (the
 `distillation_loss` of a distiller); `FeatureLoss` compares intermediate
 features (the `feature_loss` of a feature distiller). Both are ordinary
 `keras.losses.Loss` subclasses computed in float32.
@@ -66,7 +66,7 @@ def kl_from_log_probs(log_p, log_q):
     return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
 
 
-class DistillationLoss(keras.losses.Loss):
+class LogitLoss(keras.losses.Loss):
     """Base class of the losses between a teacher's and a student's logits.
 
     An ordinary `keras.losses.Loss` (so `reduction`, `sample_weight` and

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_distill._validate import check_number
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import tempered
 
 # Where -inf would do: a log-probability no class reaches in float32.
@@ -108,7 +108,7 @@ def decoupled_kd(teacher_logits, student_logits, labels, *, alpha=1.0, beta=8.0,
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class DecoupledKD(DistillationLoss):
+class DecoupledKD(LogitLoss):
     """Decoupled knowledge distillation (DKD) as a `keras.losses.Loss`.
 
     `y_true` is `(teacher_logits, labels)`, `y_pred` the student's logits;

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_distill._validate import check_number
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import soften
 
 # The authors' floor in the cosine similarity.
@@ -65,7 +65,7 @@ def dist(teacher_logits, student_logits, *, beta=1.0, gamma=1.0, temperature=1.0
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class DIST(DistillationLoss):
+class DIST(LogitLoss):
     """DIST's inter- and intra-class relation loss as a `keras.losses.Loss`.
 
     `y_true` is the teacher's logits, `y_pred` the student's. See

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from keras_distill._validate import check_number
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import kl_from_log_probs
 from keras_distill.losses.base import tempered
 from keras_distill.losses.soft_targets import _SoftTargetLoss
@@ -94,7 +94,7 @@ class SoftTargetReverseKL(_SoftTargetLoss):
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class GeneralizedJSD(DistillationLoss):
+class GeneralizedJSD(LogitLoss):
     """Generalized Jensen-Shannon divergence of GKD, times T^2.
 
     `y_true` is the teacher's logits, `y_pred` the student's. See

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 
 
 def logit_matching(teacher_logits, student_logits, *, center=True):
@@ -34,7 +34,7 @@ def logit_matching(teacher_logits, student_logits, *, center=True):
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class LogitMatching(DistillationLoss):
+class LogitMatching(LogitLoss):
     """Mean squared error on logits (Ba & Caruana, 2014).
 
     `y_true` is the teacher's logits and `y_pred` the student's logits. It

@@ -55,7 +55,7 @@ def get(identifier):
 
     Args:
         identifier: a name from `ALIASES` (case-insensitive), a
-            `keras_distill.losses.DistillationLoss`, any `keras.losses.Loss`
+            `keras_distill.losses.LogitLoss`, any `keras.losses.Loss`
             instance, or a serialized loss config (a dict).
 
     Returns:

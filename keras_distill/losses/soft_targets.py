@@ -4,7 +4,7 @@ between temperature-softened teacher and student distributions."""
 import keras
 from keras import ops
 
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import kl_from_log_probs
 from keras_distill.losses.base import tempered
 
@@ -48,8 +48,8 @@ def _cross_entropy(teacher_log_probs, student_log_probs):
     return -ops.sum(ops.exp(teacher_log_probs) * student_log_probs, axis=-1)
 
 
-class _SoftTargetLoss(DistillationLoss):
-    """A `DistillationLoss` computed by a per-example function of
+class _SoftTargetLoss(LogitLoss):
+    """A `LogitLoss` computed by a per-example function of
     `(teacher_logits, student_logits, temperature)`."""
 
     uses_temperature = True
@@ -135,14 +135,14 @@ class SoftTargetCrossEntropy(_SoftTargetLoss):
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class SoftenedLoss(DistillationLoss):
+class SoftenedLoss(LogitLoss):
     """Any `keras.losses.Loss` applied to temperature-softened probabilities.
 
     `loss = T^2 * inner(softmax(y_true / T), softmax(y_pred / T))`, where
     `y_true` is the teacher's logits and `y_pred` the student's: the
     keras.io tutorial's `distillation_loss_fn=keras.losses.KLDivergence()`.
     A distiller wraps a `distillation_loss` that is not a
-    `keras_distill.losses.DistillationLoss` in it. The inner loss's
+    `keras_distill.losses.LogitLoss` in it. The inner loss's
     reduction is used; its per-example values come from its `call`.
 
     Args:

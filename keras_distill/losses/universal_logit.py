@@ -4,7 +4,7 @@ models with different vocabularies."""
 import keras
 from keras import ops
 
-from keras_distill.losses.base import DistillationLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import soften
 
 
@@ -65,7 +65,7 @@ def universal_logit_distillation(teacher_logits, student_logits, temperature=1.0
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class UniversalLogitDistillation(DistillationLoss):
+class UniversalLogitDistillation(LogitLoss):
     """Universal Logit Distillation as a `keras.losses.Loss`: `y_true` is the
     teacher's logits, `y_pred` the student's, their vocabularies may differ.
     See `keras_distill.losses.universal_logit_distillation`. Per-token values

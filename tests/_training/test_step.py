@@ -46,7 +46,7 @@ def test_several_teachers_distill_their_weighted_mixture(digits):
     expected = 4.0 * np.sum(mixture * (np.log(mixture) - log_softmax(logits(student, x) / 2.0)), axis=-1).mean()
     logs = distiller.evaluate(x, batch_size=len(x), verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
-    assert distiller.teacher_outputs == ["logits", "probabilities"]
+    assert distiller.teacher_output_kind == ["logits", "probabilities"]
     before = [w.copy() for model in (first, second) for w in model.get_weights()]
     distiller.fit(x, epochs=1, verbose=0)
     after = [w for model in (first, second) for w in model.get_weights()]

@@ -335,7 +335,7 @@ def test_softmax_teacher_is_read_as_probabilities(digits):
         distiller = kd.Distiller(student=student, teacher=teacher)
         distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.0, temperature=4.0)
         losses.append(distiller.evaluate(x, y, batch_size=len(x), verbose=0))
-    assert kd.Distiller(student, prob_teacher).teacher_outputs == "probabilities"
+    assert kd.Distiller(student, prob_teacher).teacher_output_kind == "probabilities"
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
@@ -534,9 +534,9 @@ def test_keras_file_round_trip_keeps_training(digits, tmp_path):
 
 def test_config_round_trip():
     student, teacher = make_pair()
-    distiller = kd.Distiller(student=student, teacher=teacher, teacher_outputs="logits", name="d")
+    distiller = kd.Distiller(student=student, teacher=teacher, teacher_output_kind="logits", name="d")
     restored = kd.Distiller.from_config(distiller.get_config())
-    assert restored.name == "d" and restored.teacher_outputs == "logits"
+    assert restored.name == "d" and restored.teacher_output_kind == "logits"
     assert [layer.name for layer in restored.student.layers] == [layer.name for layer in student.layers]
     assert restored.get_config() == distiller.get_config()
 

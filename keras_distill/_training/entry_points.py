@@ -1,0 +1,55 @@
+"""The entry points of a distiller (`fit`, `evaluate`, `predict`,
+`train_on_batch`, `test_on_batch`): each checks what it can before a step
+(`PreflightMixin`), turns a keras-hub student's raw strings into its tokens,
+and leaves every model with its weights if a step fails."""
+
+from keras_distill._training import data_checks
+from keras_distill._training import hub
+from keras_distill._training.ownership import weights_kept_on_failure
+
+
+class EntryPointsMixin:
+    """Wraps `keras.Model`'s entry points for a `Distiller`."""
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_compiled("fit")
+        if hub.needs_preprocessing(self.student, x):
+            # Shuffled before batching, inside the dataset.
+            x, y = hub.preprocess_arguments(self.student, x, y, kwargs, shuffle=kwargs.pop("shuffle", True))
+            kwargs["shuffle"] = False
+        validation = kwargs.get("validation_data")
+        if validation is not None and not isinstance(validation, (tuple, list)):
+            validation = (validation,)
+        if validation is not None and hub.needs_preprocessing(self.student, validation[0]):
+            kwargs["validation_data"] = hub.preprocess(
+                self.student,
+                *validation,
+                batch_size=kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
+            )
+        self._preflight(x, y, kwargs.get("class_weight"))
+        validation = data_checks.validation_pair(kwargs)
+        if validation is not None:
+            self._preflight(*validation)
+        with weights_kept_on_failure(self):
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_compiled("evaluate")
+        x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
+        self._preflight(x, y)
+        with weights_kept_on_failure(self):
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if hub.needs_preprocessing(self.student, x):
+            x = hub.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
+        with weights_kept_on_failure(self):
+            return super().predict(x, *args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._check_compiled("train_on_batch")
+        return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        self._check_compiled("test_on_batch")
+        return super().test_on_batch(*args, **kwargs)

@@ -1,0 +1,100 @@
+"""What a distiller checks before any step runs: that it is compiled, the
+models' output shapes, cached teacher outputs, labels (present, in range, in
+the loss's format) and finite inputs. A mixin of `keras_distill.Distiller`,
+so that its training step reads apart from its checks."""
+
+import keras
+
+from keras_distill._training import checks
+from keras_distill._training import data_checks
+from keras_distill._training import step
+
+
+class PreflightMixin:
+    """`_preflight(x, y)` and the checks it runs, for a `Distiller`."""
+
+    #: Why a subclass that runs its teacher live refuses cached teacher
+    #: outputs (None: cached outputs are taken).
+    cached_outputs_refusal = None
+
+    def _check_compiled(self, method):
+        if not self.compiled or self._distillation_loss is None:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}.{method}() was called before compile(). "
+                f"Call {name.lower()}.compile(optimizer=..., loss=..., alpha=..., "
+                f"temperature=...) first; see help(keras_distill.{name}.compile)."
+            )
+
+    def _check_output_shapes(self, x):
+        """Compares the models' outputs on one example of `x`, when their
+        shapes are not known statically (subclassed models).
+
+        A mismatch found later, while tracing the first step, would leave
+        the JAX trainer's variables unsynced; here nothing has run yet.
+        """
+        shapes = [checks.output_shape(model) for model in self.teachers]
+        if None not in shapes and checks.output_shape(self.student) is not None:
+            return
+        try:
+            example = keras.tree.map_structure(lambda array: array[:1], x)
+        except (TypeError, IndexError, KeyError):
+            return  # a dataset or generator: checked when the step is traced
+        student_shape = tuple(self.student(example, training=False).shape)
+        teacher_shapes = [tuple(model(example, training=False).shape) for model in self.teachers]
+        checks.check_teacher_shapes(
+            self.teachers, student_shape, self.student.name, self.teacher_classes, teacher_shapes
+        )
+
+    def _labels_only(self, y):
+        """The labels of `y`, for a subclass that refuses cached outputs."""
+        labels, cached = step.split_target(y)
+        if cached is not None:
+            raise ValueError(self.cached_outputs_refusal)
+        return labels
+
+    def _check_cached_outputs(self, x, y):
+        if self.cached_outputs_refusal is not None and data_checks.uses_cached_outputs(x, y):
+            raise ValueError(self.cached_outputs_refusal)
+        data_checks.check_cached_outputs(
+            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits,
+            classes=self._classes(),
+        )
+
+    def _classes(self):
+        shape = checks.output_shape(self.student)
+        return None if shape is None else shape[-1]
+
+    def _preflight(self, x, y, class_weight=None):
+        """Every check of `fit` / `evaluate` data that can run before a step:
+        output shapes, cached outputs, labels (present, in range, in the
+        loss's format) and finite inputs."""
+        if self.separate_teacher_inputs:
+            data_checks.check_separate_inputs(x, y)
+        else:
+            self._check_output_shapes(x)
+        self._check_cached_outputs(x, y)
+        data_checks.check_class_weight(x, y, class_weight)
+        if not data_checks.has_labels(x, y) and (
+            self._student_loss is not None or getattr(self._distillation_loss, "needs_labels", False)
+        ):
+            raise self._missing_labels_error()
+        inputs, targets = data_checks.sample(x, y)
+        labels, _ = step.split_target(targets)
+        data_checks.check_labels(labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}")
+        data_checks.check_finite_inputs(inputs)
+
+    def _missing_labels_error(self):
+        if self._student_loss is not None:
+            return ValueError(
+                "The distiller was compiled with a hard-label loss but got "
+                "no labels (y=None). Pass labels to fit()/evaluate(), or "
+                "compile with loss=None and alpha=0.0 to distill from "
+                "unlabeled data."
+            )
+        return ValueError(
+            f"distillation_loss={type(self._distillation_loss).__name__} needs the "
+            "labels (it separates the target class from the others), but got "
+            "no labels (y=None). Pass labels y, or compile with a loss that "
+            "needs none, e.g. distillation_loss='kl'."
+        )
