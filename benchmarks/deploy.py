@@ -52,8 +52,10 @@ def main(argv=None):
     targets = models.cached_targets(teacher, data)
     formats = [part for part in args.formats.split(",") if part]
     builders = {
-        "mlp": ("MLP 784-" + "-".join(map(str, DEMO["quick" if args.quick else "full"]["large_units"])) + "-10",
-                lambda: models.mlp(DEMO["quick" if args.quick else "full"]["large_units"], "student")),
+        "mlp": (
+            "MLP 784-" + "-".join(map(str, DEMO["quick" if args.quick else "full"]["large_units"])) + "-10",
+            lambda: models.mlp(DEMO["quick" if args.quick else "full"]["large_units"], "student"),
+        ),
         "cnn": ("small CNN 8-8 | 16-16, Dense 64", lambda: models.cnn([(8, 8), (16, 16)], "student", dense=64)),
     }
     sections, measured = [], {}
@@ -61,28 +63,54 @@ def main(argv=None):
         name, build = builders[key]
         keras.utils.set_random_seed(1)
         start = time.perf_counter()
-        student = models.fit_student(build(), data, epochs=args.epochs, batch_size=128, seed=2, teacher=teacher,
-                                     targets=targets, alpha=0.5, temperature=4.0)
+        student = models.fit_student(
+            build(),
+            data,
+            epochs=args.epochs,
+            batch_size=128,
+            seed=2,
+            teacher=teacher,
+            targets=targets,
+            alpha=0.5,
+            temperature=4.0,
+        )
         distill_seconds = time.perf_counter() - start
         found = [("float32", student, 0.0)]
         for mode in ("int8", "int4"):
-            found += deploy.variants(student, teacher, data.x_train, data.y_train, mode, methods=("ptq", "lora", "qat"),
-                                     epochs=args.recover_epochs, batch_size=128)[1:]
+            found += deploy.variants(
+                student,
+                teacher,
+                data.x_train,
+                data.y_train,
+                mode,
+                methods=("ptq", "lora", "qat"),
+                epochs=args.recover_epochs,
+                batch_size=128,
+            )[1:]
         with tempfile.TemporaryDirectory() as directory:
             rows = deploy.deploy(found, data.x_test, data.y_test, directory, formats)
         keras_rows = {row["student"]: row["test accuracy"] for row in rows if row["format"] == "keras"}
         measured[key] = keras_rows
-        sections += [f"### {name} ({student.count_params():,} parameters), distilled in {distill_seconds:.0f} s", "",
-                     format_table(rows), "", *_targets(keras_rows), ""]
-    text = "\n".join([
-        f"Fashion-MNIST, {len(data.x_train):,} training / {len(data.x_test):,} test images; backend "
-        f"{keras.backend.backend()}, Keras {keras.__version__}; CNN teacher "
-        f"{100 * models.accuracy(teacher, data.x_test, data.y_test):.2f}% test accuracy. Float students distilled "
-        f"{args.epochs} epochs at T = 4, alpha = 0.5; recovery {args.recover_epochs} epoch(s) of distillation from "
-        "the float teacher at T = 4, alpha = 0.5 (LoRA rank 8, Adam 1e-3; QAT Adam 1e-4). Latency: median of 50 "
-        "single-example runs, this machine's CPU. Accuracy of an artifact: the whole test set in its runtime.", "",
-        *sections,
-    ])
+        sections += [
+            f"### {name} ({student.count_params():,} parameters), distilled in {distill_seconds:.0f} s",
+            "",
+            format_table(rows),
+            "",
+            *_targets(keras_rows),
+            "",
+        ]
+    text = "\n".join(
+        [
+            f"Fashion-MNIST, {len(data.x_train):,} training / {len(data.x_test):,} test images; backend "
+            f"{keras.backend.backend()}, Keras {keras.__version__}; CNN teacher "
+            f"{100 * models.accuracy(teacher, data.x_test, data.y_test):.2f}% test accuracy. Float students distilled "
+            f"{args.epochs} epochs at T = 4, alpha = 0.5; recovery {args.recover_epochs} epoch(s) of distillation from "
+            "the float teacher at T = 4, alpha = 0.5 (LoRA rank 8, Adam 1e-3; QAT Adam 1e-4). Latency: median of 50 "
+            "single-example runs, this machine's CPU. Accuracy of an artifact: the whole test set in its runtime.",
+            "",
+            *sections,
+        ]
+    )
     print(text)
     if args.output:
         with open(args.output, "w") as handle:
@@ -95,10 +123,12 @@ def _targets(accuracy):
     lines = []
     best8 = max(accuracy["int8 recovered (LoRA + KD)"], accuracy["int8 quantization-aware KD"])
     gap = 100 * (float_accuracy - best8)
-    lines.append(f"Target int8: the best recovered int8 student within 0.3 points of float32: "
-                 f"{100 * best8:.2f}% against {100 * float_accuracy:.2f}% "
-                 f"({'met' if gap <= 0.3 else 'MISSED'}; post-training int8 "
-                 f"{100 * accuracy['int8 post-training']:.2f}%).")
+    lines.append(
+        f"Target int8: the best recovered int8 student within 0.3 points of float32: "
+        f"{100 * best8:.2f}% against {100 * float_accuracy:.2f}% "
+        f"({'met' if gap <= 0.3 else 'MISSED'}; post-training int8 "
+        f"{100 * accuracy['int8 post-training']:.2f}%)."
+    )
     loss4 = float_accuracy - accuracy["int4 post-training"]
     best4 = max(accuracy["int4 recovered (LoRA + KD)"], accuracy["int4 quantization-aware KD"])
     if loss4 > 0:
@@ -106,10 +136,14 @@ def _targets(accuracy):
         verdict = f"closed {100 * closed:.0f}% ({'met' if closed >= 0.5 else 'MISSED'})"
     else:
         verdict = "no loss to close"
-    lines.append(f"Target int4: recovery closes at least half of post-training's loss of {100 * loss4:.2f} points: "
-                 f"{verdict}; best recovered int4 {100 * best4:.2f}%.")
-    lines.append("Recovery trains the quantized student for --recover-epochs more epochs of distillation, so "
-                 "part of any gain over float32 is that extra training, not quantization.")
+    lines.append(
+        f"Target int4: recovery closes at least half of post-training's loss of {100 * loss4:.2f} points: "
+        f"{verdict}; best recovered int4 {100 * best4:.2f}%."
+    )
+    lines.append(
+        "Recovery trains the quantized student for --recover-epochs more epochs of distillation, so "
+        "part of any gain over float32 is that extra training, not quantization."
+    )
     return lines
 
 

@@ -61,8 +61,9 @@ def main(argv=None):
         return ops.sum(cross_entropy * weights), ops.sum(kl.call(teacher_logits, student_logits) * weights)
 
     def dense(student_hidden, student_embedding, teacher_hidden, teacher_embedding, labels, weights):
-        ce, divergence = token_losses(student_hidden, student_embedding, teacher_hidden, teacher_embedding, labels,
-                                      weights)
+        ce, divergence = token_losses(
+            student_hidden, student_embedding, teacher_hidden, teacher_embedding, labels, weights
+        )
         return (alpha * ce + (1 - alpha) * divergence) / ops.sum(weights)
 
     def chunked(student_hidden, student_embedding, teacher_hidden, teacher_embedding, labels, weights):
@@ -101,8 +102,9 @@ def main(argv=None):
         (dense_peak, dense_time, dense_value, dense_grads) = measured["dense"]
         (chunk_peak, chunk_time, chunk_value, chunk_grads) = measured["chunked"]
         difference = max(float(np.max(np.abs(a - b))) for a, b in zip(dense_grads, chunk_grads))
-        rows.append((vocabulary, dense_peak, chunk_peak, dense_time, chunk_time, abs(dense_value - chunk_value),
-                     difference))
+        rows.append(
+            (vocabulary, dense_peak, chunk_peak, dense_time, chunk_time, abs(dense_value - chunk_value), difference)
+        )
     lines = [
         f"Loss path only, JAX {jax.__version__} on {jax.devices()[0].platform.upper()}, Keras {keras.__version__}: "
         f"batch {args.batch}, sequence {args.sequence}, hidden {args.hidden}, chunk {args.chunk} tokens, "

@@ -168,8 +168,16 @@ def peak_memory_mb(backend, key, args):
     """Peak RSS (MiB) of a fresh process running only variant `key`, above
     its RSS after the imports: models, data, optimizer, compiled steps."""
     command = [
-        sys.executable, os.path.abspath(__file__), "--backend", backend, "--probe-memory", key,
-        "--examples", str(args.examples), "--batch-size", str(args.batch_size),
+        sys.executable,
+        os.path.abspath(__file__),
+        "--backend",
+        backend,
+        "--probe-memory",
+        key,
+        "--examples",
+        str(args.examples),
+        "--batch-size",
+        str(args.batch_size),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
@@ -244,7 +252,11 @@ def main(argv=None):
         "",
     ]
     part, ratios = table(
-        "Soft targets", TABLE_1, times, memory, floor_1,
+        "Soft targets",
+        TABLE_1,
+        times,
+        memory,
+        floor_1,
         f" Computing the cache (c) took {setup.cache_seconds:.2f} s once, {cache_epochs:.2f} epochs of (a).",
     )
     lines += part
@@ -262,7 +274,13 @@ def main(argv=None):
     if args.output:
         with open(args.output, "w") as handle:
             handle.write(text + "\n")
-    return {"ratios": {**ratios, **ratios_2}, "floor": floor_1, "feature_floor": floor_2, "memory": memory, "text": text}
+    return {
+        "ratios": {**ratios, **ratios_2},
+        "floor": floor_1,
+        "feature_floor": floor_2,
+        "memory": memory,
+        "text": text,
+    }
 
 
 if __name__ == "__main__":

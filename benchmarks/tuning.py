@@ -68,8 +68,18 @@ def main(argv=None):
     for search in ("random", "hyperband"):
         with tempfile.TemporaryDirectory() as directory:
             start = time.perf_counter()
-            result = kd.tune(student, teacher, x, y, validation_data=validation, max_trials=args.trials,
-                             epochs=args.epochs, search=search, directory=directory, verbose=0)
+            result = kd.tune(
+                student,
+                teacher,
+                x,
+                y,
+                validation_data=validation,
+                max_trials=args.trials,
+                epochs=args.epochs,
+                search=search,
+                directory=directory,
+                verbose=0,
+            )
             seconds = time.perf_counter() - start
             searches[search] = {
                 "seconds": seconds,

@@ -105,8 +105,11 @@ def train_bpe(documents, vocabulary_size):
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = tokenizers.decoders.ByteLevel()
     trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=vocabulary_size, special_tokens=["<end>"], show_progress=False,
-        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocabulary_size,
+        special_tokens=["<end>"],
+        show_progress=False,
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator([d.decode("utf-8", "replace") for d in documents], trainer)
     return tokenizer
 
@@ -204,8 +207,9 @@ def main(argv=None):
     def fit_alone(model, inputs, labels, sample_weight):
         # keras-hub's `CausalLM.fit` batches arrays without shuffling them;
         # `keras.Model.fit` shuffles every epoch, as the distillers' fit does.
-        return keras.Model.fit(model, inputs, labels, sample_weight=sample_weight, batch_size=batch_size,
-                               epochs=args.epochs, verbose=0)
+        return keras.Model.fit(
+            model, inputs, labels, sample_weight=sample_weight, batch_size=batch_size, epochs=args.epochs, verbose=0
+        )
 
     keras.utils.set_random_seed(0)
     teacher = causal_lm(*teacher_size, "teacher")
@@ -230,10 +234,12 @@ def main(argv=None):
         # per-token `sample_weight`).
         model = student()
         distiller = distiller_class(model, teacher, **options)
-        distiller.compile(optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0,
-                          distillation_loss="kl")
-        record(label, model, timed(lambda: distiller.fit(x, target, batch_size=batch_size, epochs=args.epochs,
-                                                         verbose=0)))
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0, distillation_loss="kl"
+        )
+        record(
+            label, model, timed(lambda: distiller.fit(x, target, batch_size=batch_size, epochs=args.epochs, verbose=0))
+        )
 
     distill("off-policy KD, dense logits (Distiller)", kd.Distiller)
     cache = kd.precompute_teacher_outputs(teacher, x, batch_size=batch_size, top_k=args.top_k, dtype="float16")
@@ -246,8 +252,13 @@ def main(argv=None):
     model = student()
     gkd = kd.OnPolicyDistiller(model, teacher, lmbda=0.5, sampling_temperature=1.0, seed=0)
     gkd.compile(optimizer=keras.optimizers.Adam(3e-3), beta=0.5, temperature=1.0)
-    record("on-policy KD (OnPolicyDistiller, lmbda 0.5, beta 0.5)", model, timed(lambda: gkd.fit(
-        x, y, sample_weight=prompt_weights, batch_size=batch_size, epochs=args.epochs, verbose=0)))
+    record(
+        "on-policy KD (OnPolicyDistiller, lmbda 0.5, beta 0.5)",
+        model,
+        timed(
+            lambda: gkd.fit(x, y, sample_weight=prompt_weights, batch_size=batch_size, epochs=args.epochs, verbose=0)
+        ),
+    )
 
     prompt_mask = x["padding_mask"] & (np.arange(args.length)[None, :] < args.prompt)
     prompts = {"token_ids": np.where(prompt_mask, x["token_ids"], END), "padding_mask": prompt_mask}
@@ -289,11 +300,13 @@ def main(argv=None):
     record(f"BPE student ({vocabulary} tokens) from scratch", model, seconds, bpe_perplexity(model))
     model = bpe_student()
     cross = kd.Distiller(model, teacher, separate_teacher_inputs=True)
-    cross.compile(optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0,
-                  distillation_loss="uld")
+    cross.compile(optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0, distillation_loss="uld")
     paired = {"student": x_bpe, "teacher": teacher_bytes(tokenizer, x_bpe, args.length)}
-    seconds = timed(lambda: cross.fit(paired, y_bpe, sample_weight=bpe_weights, batch_size=batch_size,
-                                      epochs=args.epochs, verbose=0))
+    seconds = timed(
+        lambda: cross.fit(
+            paired, y_bpe, sample_weight=bpe_weights, batch_size=batch_size, epochs=args.epochs, verbose=0
+        )
+    )
     record("BPE student distilled from the byte teacher (ULD)", model, seconds, bpe_perplexity(model))
 
     lines = [

@@ -27,17 +27,45 @@ DEMO = {
     # `labels` of them. Part 2: every label. A CNN teacher, which knows what
     # an MLP cannot learn from pixels alone, teaches a 784-800-800-10 MLP.
     # Both teachers come from the reproductions' store (trained once).
-    "full": {"labels": 5000, "small_units": (32,), "epochs": 20, "temperature": 2.0,
-             "large_units": (800, 800), "large_epochs": 12, "large_temperature": 4.0},
-    "quick": {"labels": 1000, "small_units": (32,), "epochs": 5, "temperature": 2.0, "teacher_epochs": 3,
-              "large_units": (64,), "large_epochs": 3, "large_temperature": 4.0},
+    "full": {
+        "labels": 5000,
+        "small_units": (32,),
+        "epochs": 20,
+        "temperature": 2.0,
+        "large_units": (800, 800),
+        "large_epochs": 12,
+        "large_temperature": 4.0,
+    },
+    "quick": {
+        "labels": 1000,
+        "small_units": (32,),
+        "epochs": 5,
+        "temperature": 2.0,
+        "teacher_epochs": 3,
+        "large_units": (64,),
+        "large_epochs": 3,
+        "large_temperature": 4.0,
+    },
 }
 UNLABELED = -1
 
 
-def run_demo(output="distill-output", quick=False, alpha=None, temperature=None,
-             epochs=None, teacher_epochs=None, labels=None, batch_size=128,
-             seed=0, tune_trials=None, verbose="auto", quantize=None, formats=(), recover_epochs=2):
+def run_demo(
+    output="distill-output",
+    quick=False,
+    alpha=None,
+    temperature=None,
+    epochs=None,
+    teacher_epochs=None,
+    labels=None,
+    batch_size=128,
+    seed=0,
+    tune_trials=None,
+    verbose="auto",
+    quantize=None,
+    formats=(),
+    recover_epochs=2,
+):
     """Two distillations on Fashion-MNIST, each against the same student
     trained from scratch (same initial weights, batches and epochs).
 
@@ -91,16 +119,22 @@ def run_demo(output="distill-output", quick=False, alpha=None, temperature=None,
         keras.utils.set_random_seed(seed + 2)  # the same batches for each compared run
         return command.timed_fit(model, x, y, epochs=epochs, **fit_args)[1]
 
-    print(f"Backend: {keras.backend.backend()}. Fashion-MNIST: {len(x_train):,} training images, "
-          f"{len(x_val):,} validation, {len(x_test):,} test. Teachers are trained once and kept in "
-          f"{teacher_store.default_directory()}.")
+    print(
+        f"Backend: {keras.backend.backend()}. Fashion-MNIST: {len(x_train):,} training images, "
+        f"{len(x_val):,} validation, {len(x_test):,} test. Teachers are trained once and kept in "
+        f"{teacher_store.default_directory()}."
+    )
     print(f"\n[1/7] MLP teacher ({models.describe_teacher('mlp', data)})")
     teacher, record = models.teacher_with_record(data, seed, "mlp", overrides)
-    rows = [command.result_row("MLP teacher", teacher, x_test, y_test, record["seconds"], batch_size, len(data.x_train))]
+    rows = [
+        command.result_row("MLP teacher", teacher, x_test, y_test, record["seconds"], batch_size, len(data.x_train))
+    ]
 
     small_epochs = settings["epochs"]
-    print(f"\n[2/7] Student 784-{_units(settings['small_units'])}-10 from scratch, {n_labels:,} labels, "
-          f"{small_epochs} epochs")
+    print(
+        f"\n[2/7] Student 784-{_units(settings['small_units'])}-10 from scratch, {n_labels:,} labels, "
+        f"{small_epochs} epochs"
+    )
     scratch = compile_classifier(student(settings["small_units"], "student_scratch"))
     seconds = fit(scratch, x_train[:n_labels], y_train[:n_labels], small_epochs)
     rows.append(command.result_row("student from scratch", scratch, x_test, y_test, seconds, batch_size, n_labels))
@@ -116,28 +150,37 @@ def run_demo(output="distill-output", quick=False, alpha=None, temperature=None,
         alpha=part_alpha,
         temperature=part_temperature,
     )
-    print(f"\n[3/7] Distilled student (alpha={part_alpha}, temperature={part_temperature}), {n_labels:,} labels "
-          f"+ the teacher on {len(x_train):,} images, {small_epochs} epochs")
+    print(
+        f"\n[3/7] Distilled student (alpha={part_alpha}, temperature={part_temperature}), {n_labels:,} labels "
+        f"+ the teacher on {len(x_train):,} images, {small_epochs} epochs"
+    )
     seconds = fit(distiller, x_train, y_partial, small_epochs)
     rows.append(command.result_row("distilled student", few, x_test, y_test, seconds, batch_size, n_labels, rows[-1]))
 
     print(f"\n[4/7] Student from scratch on all {len(x_train):,} labels (reference), {small_epochs} epochs")
     reference = compile_classifier(student(settings["small_units"], "student_all_labels"))
     seconds = fit(reference, x_train, y_train, small_epochs)
-    rows.append(command.result_row("student from scratch, all labels (reference)", reference, x_test, y_test, seconds,
-                     batch_size, len(x_train)))
+    rows.append(
+        command.result_row(
+            "student from scratch, all labels (reference)", reference, x_test, y_test, seconds, batch_size, len(x_train)
+        )
+    )
 
     print(f"\n[5/7] CNN teacher ({models.describe_teacher('cnn', data)})")
     cnn, record = models.teacher_with_record(data, seed, "cnn", overrides)
-    rows.append(command.result_row("CNN teacher", cnn, x_test, y_test, record["seconds"], batch_size, len(data.x_train)))
+    rows.append(
+        command.result_row("CNN teacher", cnn, x_test, y_test, record["seconds"], batch_size, len(data.x_train))
+    )
 
     large_units, large_epochs = settings["large_units"], settings["large_epochs"]
-    print(f"\n[6/7] Student 784-{_units(large_units)}-10 from scratch, all {len(x_train):,} labels, "
-          f"{large_epochs} epochs")
+    print(
+        f"\n[6/7] Student 784-{_units(large_units)}-10 from scratch, all {len(x_train):,} labels, {large_epochs} epochs"
+    )
     wide_scratch = compile_classifier(student(large_units, "wide_student_scratch"))
     seconds = fit(wide_scratch, x_train, y_train, large_epochs)
-    rows.append(command.result_row("wide student from scratch", wide_scratch, x_test, y_test, seconds, batch_size,
-                     len(x_train)))
+    rows.append(
+        command.result_row("wide student from scratch", wide_scratch, x_test, y_test, seconds, batch_size, len(x_train))
+    )
 
     wide = student(large_units, "wide_student")
     wide_alpha = ALPHA if alpha is None else alpha
@@ -154,54 +197,93 @@ def run_demo(output="distill-output", quick=False, alpha=None, temperature=None,
         alpha=wide_alpha,
         temperature=wide_temperature,
     )
-    print(f"\n[7/7] Wide student distilled from the CNN (alpha={wide_alpha}, temperature={wide_temperature}), "
-          f"all labels, the teacher's cached logits, {large_epochs} epochs")
+    print(
+        f"\n[7/7] Wide student distilled from the CNN (alpha={wide_alpha}, temperature={wide_temperature}), "
+        f"all labels, the teacher's cached logits, {large_epochs} epochs"
+    )
     keras.utils.set_random_seed(seed + 2)
-    _, seconds = command.timed_fit(distiller, x_train, targets, epochs=large_epochs, batch_size=batch_size,
-                            validation_data=(x_val, val_targets), verbose=verbose)
-    rows.append(command.result_row("wide student distilled from the CNN", wide, x_test, y_test, seconds + cache_seconds,
-                     batch_size, len(x_train), rows[-1]))
+    _, seconds = command.timed_fit(
+        distiller,
+        x_train,
+        targets,
+        epochs=large_epochs,
+        batch_size=batch_size,
+        validation_data=(x_val, val_targets),
+        verbose=verbose,
+    )
+    rows.append(
+        command.result_row(
+            "wide student distilled from the CNN",
+            wide,
+            x_test,
+            y_test,
+            seconds + cache_seconds,
+            batch_size,
+            len(x_train),
+            rows[-1],
+        )
+    )
     exported = wide
     notes = []
     if tune_trials:
-        print(f"\n[+] keras_distill.tune: {tune_trials} trials for the wide student, validated on "
-              f"{len(x_val):,} held-out images")
+        print(
+            f"\n[+] keras_distill.tune: {tune_trials} trials for the wide student, validated on "
+            f"{len(x_val):,} held-out images"
+        )
         start = time.perf_counter()
         result = kd.tune(
-            lambda: student(large_units, "wide_student_tuned"), cnn, x_train, y_train,
-            validation_data=(x_val, y_val), max_trials=tune_trials, epochs=large_epochs, batch_size=batch_size,
-            directory=os.path.join(output, "tuning"), seed=seed, verbose=0,
+            lambda: student(large_units, "wide_student_tuned"),
+            cnn,
+            x_train,
+            y_train,
+            validation_data=(x_val, y_val),
+            max_trials=tune_trials,
+            epochs=large_epochs,
+            batch_size=batch_size,
+            directory=os.path.join(output, "tuning"),
+            seed=seed,
+            verbose=0,
         )
         best = result.best
-        label = ("wide student, tuned: labels only won" if best["alpha"] == 1.0 else
-                 f"wide student, tuned ({best['distillation_loss']}, T={best['temperature']:g}, "
-                 f"alpha={best['alpha']:g}{', standardized' if best['standardize_logits'] else ''})")
-        rows.append(command.result_row(label, result.student, x_test, y_test, time.perf_counter() - start, batch_size,
-                         len(x_train), rows[-2]))
+        label = (
+            "wide student, tuned: labels only won"
+            if best["alpha"] == 1.0
+            else f"wide student, tuned ({best['distillation_loss']}, T={best['temperature']:g}, "
+            f"alpha={best['alpha']:g}{', standardized' if best['standardize_logits'] else ''})"
+        )
+        rows.append(
+            command.result_row(
+                label, result.student, x_test, y_test, time.perf_counter() - start, batch_size, len(x_train), rows[-2]
+            )
+        )
         exported = result.student
-        notes += ["", f"Tuning ({tune_trials} trials, best by validation accuracy; the teacher's pass took "
-                  f"{result.teacher_seconds:.1f} s once):", "", result.table]
+        notes += [
+            "",
+            f"Tuning ({tune_trials} trials, best by validation accuracy; the teacher's pass took "
+            f"{result.teacher_seconds:.1f} s once):",
+            "",
+            result.table,
+        ]
 
     os.makedirs(output, exist_ok=True)
     few.save(os.path.join(output, "student_few_labels.keras"))
     notes = [
         f"Fashion-MNIST, {len(y_test):,} test images, backend {keras.backend.backend()}, seed {seed}. "
-        "\"vs scratch\" compares each distilled student with the same student trained from scratch on the "
+        '"vs scratch" compares each distilled student with the same student trained from scratch on the '
         "same labels, with the same initial weights, batches and epochs (negative: fewer errors). Teachers "
         "stored earlier show the training time of their first run. The few-label student is saved as "
         "`student_few_labels.keras`.",
         *notes,
     ]
     command.save_results(rows, exported, output, "keras_distill demo: distillation on Fashion-MNIST", notes)
-    command.deploy_student(exported, cnn, x_train, y_train, x_test, y_test, output, quantize, formats, recover_epochs,
-                   batch_size)
+    command.deploy_student(
+        exported, cnn, x_train, y_train, x_test, y_test, output, quantize, formats, recover_epochs, batch_size
+    )
     return rows
 
 
 def _units(units):
     return "-".join(str(u) for u in units)
-
-
 
 
 def build_parser():
@@ -212,32 +294,58 @@ def build_parser():
         epilog="Example: python examples/demo.py --quick --backend tensorflow --output distill-output",
     )
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-    parser.add_argument("--output", default="distill-output",
-                        help="Directory for results.md, student.keras and student_savedmodel/ (default: ./distill-output).")
-    parser.add_argument("--quick", action="store_true",
-                        help="A small subset and few epochs (about a minute): a smoke test of the pipeline, not a result.")
-    parser.add_argument("--alpha", type=float,
-                        help=f"Weight of the hard-label loss (default {ALPHA}).")
-    parser.add_argument("--temperature", type=float,
-                        help="Softmax temperature (default 2.0 with few labels, 4.0 with all).")
+    parser.add_argument(
+        "--output",
+        default="distill-output",
+        help="Directory for results.md, student.keras and student_savedmodel/ (default: ./distill-output).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="A small subset and few epochs (about a minute): a smoke test of the pipeline, not a result.",
+    )
+    parser.add_argument("--alpha", type=float, help=f"Weight of the hard-label loss (default {ALPHA}).")
+    parser.add_argument(
+        "--temperature", type=float, help="Softmax temperature (default 2.0 with few labels, 4.0 with all)."
+    )
     parser.add_argument("--epochs", type=int, help="Epochs of the few-label students (default 20; quick: 5).")
-    parser.add_argument("--teacher-epochs", type=int,
-                        help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP and 10 for the CNN; "
-                        "quick: 3).")
-    parser.add_argument("--labels", type=int,
-                        help="Training labels the few-label students get (default 5000; quick: 1000). The teachers "
-                        "get them all.")
+    parser.add_argument(
+        "--teacher-epochs",
+        type=int,
+        help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP and 10 for the CNN; quick: 3).",
+    )
+    parser.add_argument(
+        "--labels",
+        type=int,
+        help="Training labels the few-label students get (default 5000; quick: 1000). The teachers get them all.",
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="Batch size of every fit (default 128).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the initial weights and batches (default 0).")
-    parser.add_argument("--tune", type=int, metavar="N",
-                        help="Also search the wide student's settings in N trials with keras_distill.tune.")
-    parser.add_argument("--quantize", choices=("int8", "int4"),
-                        help="Also quantize the student, post-training and recovered by distillation, and report both.")
-    parser.add_argument("--recover-epochs", type=int, default=2,
-                        help="Epochs of distillation that recover the quantized student (default 2).")
-    parser.add_argument("--export", dest="formats", default="", metavar="FORMATS",
-                        help="Also export every variant to these comma-separated formats (tf_saved_model, onnx, "
-                        "litert), each checked in its own runtime.")
+    parser.add_argument(
+        "--tune",
+        type=int,
+        metavar="N",
+        help="Also search the wide student's settings in N trials with keras_distill.tune.",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=("int8", "int4"),
+        help="Also quantize the student, post-training and recovered by distillation, and report both.",
+    )
+    parser.add_argument(
+        "--recover-epochs",
+        type=int,
+        default=2,
+        help="Epochs of distillation that recover the quantized student (default 2).",
+    )
+    parser.add_argument(
+        "--export",
+        dest="formats",
+        default="",
+        metavar="FORMATS",
+        help="Also export every variant to these comma-separated formats (tf_saved_model, onnx, "
+        "litert), each checked in its own runtime.",
+    )
     return parser
 
 
@@ -246,10 +354,21 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", args.backend or "tensorflow")
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
-    run_demo(output=args.output, quick=args.quick, alpha=args.alpha, temperature=args.temperature,
-             epochs=args.epochs, teacher_epochs=args.teacher_epochs, labels=args.labels,
-             batch_size=args.batch_size, seed=args.seed, tune_trials=args.tune, quantize=args.quantize,
-             formats=[name for name in args.formats.split(",") if name], recover_epochs=args.recover_epochs)
+    run_demo(
+        output=args.output,
+        quick=args.quick,
+        alpha=args.alpha,
+        temperature=args.temperature,
+        epochs=args.epochs,
+        teacher_epochs=args.teacher_epochs,
+        labels=args.labels,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        tune_trials=args.tune,
+        quantize=args.quantize,
+        formats=[name for name in args.formats.split(",") if name],
+        recover_epochs=args.recover_epochs,
+    )
     return 0
 
 

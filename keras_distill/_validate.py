@@ -38,8 +38,7 @@ def check_number(value, argument, *, example, above=None, at_least=None, below=N
     if not in_range:
         raise ValueError(
             f"`{argument}` must be a finite number{_describe(above, at_least, below, at_most)}. "
-            f"Received: {argument}={value!r}. Use e.g. {argument}={example!r}."
-            + (f" {note}" if note else "")
+            f"Received: {argument}={value!r}. Use e.g. {argument}={example!r}." + (f" {note}" if note else "")
         )
     return number
 
@@ -59,8 +58,7 @@ def check_int(value, argument, *, example, at_least=None, at_most=None, note="")
             wanted = f"an int{_describe(None, at_least, None, at_most)}"
         raise ValueError(
             f"`{argument}` must be {wanted}. "
-            f"Received: {argument}={value!r}. Use e.g. {argument}={example!r}."
-            + (f" {note}" if note else "")
+            f"Received: {argument}={value!r}. Use e.g. {argument}={example!r}." + (f" {note}" if note else "")
         )
     return value
 

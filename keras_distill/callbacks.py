@@ -41,10 +41,7 @@ class _HyperparameterScheduler(keras.callbacks.Callback):
         # The distiller's setter validates the value (range, type).
         setattr(self.model, self.attribute, float(value))
         if self.verbose:
-            print(
-                f"\nEpoch {epoch + 1}: {type(self).__name__} setting "
-                f"{self.attribute} to {float(value)}."
-            )
+            print(f"\nEpoch {epoch + 1}: {type(self).__name__} setting {self.attribute} to {float(value)}.")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -59,9 +56,7 @@ class _HyperparameterScheduler(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["schedule"] = keras.saving.deserialize_keras_object(
-            config["schedule"]
-        )
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
         return cls(**config)
 
 

@@ -63,31 +63,57 @@ def build_parser():
     )
     distill.add_argument("--teacher", required=True, help="Teacher .keras file.")
     distill.add_argument("--student", required=True, help="Student .keras file.")
-    distill.add_argument("--data", required=True,
-                         help="fashion_mnist, digits, or a .npz file with x_train, y_train, x_test, y_test.")
+    distill.add_argument(
+        "--data", required=True, help="fashion_mnist, digits, or a .npz file with x_train, y_train, x_test, y_test."
+    )
     distill.add_argument("--epochs", type=POSITIVE, default=10, help="Epochs of distillation (default 10).")
-    distill.add_argument("--backend", choices=BACKENDS,
-                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-    distill.add_argument("--output", default="distill-output",
-                         help="Directory for results.md, student.keras and student_savedmodel/ "
-                         "(default: ./distill-output).")
-    distill.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                         help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA}).")
-    distill.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                         help=f"Softmax temperature (default {DEFAULT_TEMPERATURE}).")
+    distill.add_argument(
+        "--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)."
+    )
+    distill.add_argument(
+        "--output",
+        default="distill-output",
+        help="Directory for results.md, student.keras and student_savedmodel/ (default: ./distill-output).",
+    )
+    distill.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA, help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA})."
+    )
+    distill.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"Softmax temperature (default {DEFAULT_TEMPERATURE}).",
+    )
     distill.add_argument("--batch-size", type=POSITIVE, default=128, help="Batch size (default 128).")
-    distill.add_argument("--tune", type=_at_least(2), metavar="N",
-                         help="Search the distillation settings in N trials with keras_distill.tune (KerasTuner), "
-                         "the label-only student among them, instead of one run at --alpha and --temperature; "
-                         "the tuner's state goes to OUTPUT/tuning, so a search resumes.")
-    distill.add_argument("--quantize", choices=("int8", "int4"),
-                         help="Also quantize the distilled student (Keras' model.quantize), post-training and "
-                         "recovered by distillation (LoRA adapters), and report both.")
-    distill.add_argument("--recover-epochs", type=POSITIVE, default=2,
-                         help="Epochs of distillation that recover the quantized student (default 2).")
-    distill.add_argument("--export", dest="formats", type=_formats, default=(), metavar="FORMATS",
-                         help="Also export every variant to these comma-separated formats "
-                         "(tf_saved_model, onnx, litert), each checked in its own runtime.")
+    distill.add_argument(
+        "--tune",
+        type=_at_least(2),
+        metavar="N",
+        help="Search the distillation settings in N trials with keras_distill.tune (KerasTuner), "
+        "the label-only student among them, instead of one run at --alpha and --temperature; "
+        "the tuner's state goes to OUTPUT/tuning, so a search resumes.",
+    )
+    distill.add_argument(
+        "--quantize",
+        choices=("int8", "int4"),
+        help="Also quantize the distilled student (Keras' model.quantize), post-training and "
+        "recovered by distillation (LoRA adapters), and report both.",
+    )
+    distill.add_argument(
+        "--recover-epochs",
+        type=POSITIVE,
+        default=2,
+        help="Epochs of distillation that recover the quantized student (default 2).",
+    )
+    distill.add_argument(
+        "--export",
+        dest="formats",
+        type=_formats,
+        default=(),
+        metavar="FORMATS",
+        help="Also export every variant to these comma-separated formats "
+        "(tf_saved_model, onnx, litert), each checked in its own runtime.",
+    )
     return parser
 
 
@@ -148,7 +174,16 @@ def _run(args):
     from keras_distill import distill_command
 
     distill_command.run_distill(
-        args.teacher, args.student, args.data, args.epochs, args.output, alpha=args.alpha,
-        temperature=args.temperature, batch_size=args.batch_size, tune_trials=args.tune,
-        quantize=args.quantize, formats=args.formats, recover_epochs=args.recover_epochs,
+        args.teacher,
+        args.student,
+        args.data,
+        args.epochs,
+        args.output,
+        alpha=args.alpha,
+        temperature=args.temperature,
+        batch_size=args.batch_size,
+        tune_trials=args.tune,
+        quantize=args.quantize,
+        formats=args.formats,
+        recover_epochs=args.recover_epochs,
     )

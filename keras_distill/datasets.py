@@ -34,9 +34,7 @@ def read_idx(path):
 
 
 def _keras_cache_dir():
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras"
-    )
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(keras_home, "datasets", "fashion-mnist")
 
 
@@ -132,8 +130,7 @@ def load_digits(*, normalize=False, test_fraction=0.2, seed=0):
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as e:
         raise ImportError(
-            "keras_distill.datasets.load_digits() needs scikit-learn. "
-            "Install it with `pip install scikit-learn`."
+            "keras_distill.datasets.load_digits() needs scikit-learn. Install it with `pip install scikit-learn`."
         ) from e
     digits = sklearn_load_digits()
     x = digits.images.astype("uint8")

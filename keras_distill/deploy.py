@@ -24,16 +24,37 @@ from keras_distill.quantize import quantize_student
 QUANTIZED_TOLERANCE = 1e-2
 
 
-def variants(student, teacher, x_train, y_train, quantize, *, methods=("ptq", "lora"), epochs=2, batch_size=128,
-             validation_data=None, verbose=0):
+def variants(
+    student,
+    teacher,
+    x_train,
+    y_train,
+    quantize,
+    *,
+    methods=("ptq", "lora"),
+    epochs=2,
+    batch_size=128,
+    validation_data=None,
+    verbose=0,
+):
     """`[(name, model, seconds)]`: the float student, then one quantized
     copy per method."""
     found = [("float32", student, 0.0)]
     for method in methods if quantize else ():
         start = time.perf_counter()
-        model = quantize_student(student, teacher, x_train, y_train, mode=quantize, method=method, epochs=epochs,
-                                 batch_size=batch_size, validation_data=validation_data, verbose=verbose,
-                                 learning_rate=1e-4 if method == "qat" else 1e-3)
+        model = quantize_student(
+            student,
+            teacher,
+            x_train,
+            y_train,
+            mode=quantize,
+            method=method,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            verbose=verbose,
+            learning_rate=1e-4 if method == "qat" else 1e-3,
+        )
         label = {"ptq": "post-training", "lora": "recovered (LoRA + KD)", "qat": "quantization-aware KD"}[method]
         found.append((f"{quantize} {label}", model, time.perf_counter() - start))
     return found
@@ -69,12 +90,24 @@ def deploy(models, x_test, y_test, output, formats=(), *, litert_int8=True, batc
             if format == "litert" and quantized:
                 continue  # the TFLite converter cannot convert Keras' quantized layers: see the int8 row below
             tolerance = QUANTIZED_TOLERANCE * max(1.0, float(np.max(np.abs(logits[:64])))) if quantized else None
-            report = export(model, os.path.join(output, f"student_{slug}"), format=format, sample_inputs=sample,
-                            tolerance=tolerance, latency_runs=latency_runs)
+            report = export(
+                model,
+                os.path.join(output, f"student_{slug}"),
+                format=format,
+                sample_inputs=sample,
+                tolerance=tolerance,
+                latency_runs=latency_runs,
+            )
             rows.append(_artifact_row(name, report, x_test, y_test, batch_size))
         if not quantized and "litert" in formats and litert_int8:
-            report = export(model, os.path.join(output, "student_litert_int8"), format="litert",
-                            sample_inputs=sample, litert_int8=True, latency_runs=latency_runs)
+            report = export(
+                model,
+                os.path.join(output, "student_litert_int8"),
+                format="litert",
+                sample_inputs=sample,
+                litert_int8=True,
+                latency_runs=latency_runs,
+            )
             rows.append(_artifact_row("int8 by the LiteRT converter", report, x_test, y_test, batch_size))
     return rows
 
@@ -82,7 +115,7 @@ def deploy(models, x_test, y_test, output, formats=(), *, litert_int8=True, batc
 def _artifact_row(name, report, x_test, y_test, batch_size):
     run = load_artifact(report.path, report.format)
     x_test = np.asarray(x_test, dtype="float32")
-    logits = np.concatenate([run(x_test[i:i + batch_size]) for i in range(0, len(x_test), batch_size)])
+    logits = np.concatenate([run(x_test[i : i + batch_size]) for i in range(0, len(x_test), batch_size)])
     return _row(name, report.format, logits, y_test, report.size_bytes, report.latency_ms, report.max_difference)
 
 

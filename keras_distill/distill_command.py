@@ -37,12 +37,16 @@ def result_row(label, model, x_test, y_test, seconds, batch_size, labels=None, s
     row = {"model": label, "parameters": model.count_params()}
     if labels is not None:
         row["training labels"] = labels
-    row.update({
-        "test errors": errors,
-        "test accuracy": 1.0 - errors / len(y_test),
-        "vs scratch": "-" if scratch is None else f"{100 * (errors - scratch['test errors']) / scratch['test errors']:+.1f}%",
-        "training time (s)": seconds,
-    })
+    row.update(
+        {
+            "test errors": errors,
+            "test accuracy": 1.0 - errors / len(y_test),
+            "vs scratch": "-"
+            if scratch is None
+            else f"{100 * (errors - scratch['test errors']) / scratch['test errors']:+.1f}%",
+            "training time (s)": seconds,
+        }
+    )
     return row
 
 
@@ -78,9 +82,16 @@ def save_results(rows, student, output, title, notes=()):
     student.save(keras_path)
     export_saved_model(student, saved_model_path)
     text = "\n".join(
-        [f"# {title}", "", table, "", *notes, "",
-         f"Distilled student: `{keras_path}` (Keras) and "
-         f"`{saved_model_path}` (SavedModel, `serve` endpoint).", ""]
+        [
+            f"# {title}",
+            "",
+            table,
+            "",
+            *notes,
+            "",
+            f"Distilled student: `{keras_path}` (Keras) and `{saved_model_path}` (SavedModel, `serve` endpoint).",
+            "",
+        ]
     )
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write(text)
@@ -88,27 +99,48 @@ def save_results(rows, student, output, title, notes=()):
     return table
 
 
-def deploy_student(student, teacher, x_train, y_train, x_test, y_test, output, quantize=None, formats=(),
-                   recover_epochs=2, batch_size=128):
+def deploy_student(
+    student,
+    teacher,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    output,
+    quantize=None,
+    formats=(),
+    recover_epochs=2,
+    batch_size=128,
+):
     """With `quantize` and/or `formats`: the student's quantized variants
     and checked exports (`keras_distill.deploy`), appended to
     `output/results.md` as one table. Returns the rows."""
     if not quantize and not formats:
         return []
     print(f"\n[+] Deployment: {quantize or 'float32'} student, formats {', '.join(formats) or 'keras only'}")
-    found = deployment.variants(student, teacher, x_train, y_train, quantize, epochs=recover_epochs,
-                                batch_size=batch_size)
+    found = deployment.variants(
+        student, teacher, x_train, y_train, quantize, epochs=recover_epochs, batch_size=batch_size
+    )
     directory = os.path.join(output, "deploy")
     rows = deployment.deploy(found, x_test, y_test, directory, formats)
-    text = "\n".join([
-        "## Deployment", "",
-        format_table(rows), "",
-        f"Files in `{directory}`. Every exported artifact was run in its own runtime and compared with the Keras "
-        "model on 64 test images before its test accuracy was measured in that runtime. "
-        + (f"Recovery: LoRA adapters (rank 8) on the {quantize} layers, {recover_epochs} epoch(s) of distillation "
-           "from the float teacher, merged. " if quantize else "")
-        + "Latency: median of 50 single-example runs on this machine's CPU.", "",
-    ])
+    text = "\n".join(
+        [
+            "## Deployment",
+            "",
+            format_table(rows),
+            "",
+            f"Files in `{directory}`. Every exported artifact was run in its own runtime and compared with the Keras "
+            "model on 64 test images before its test accuracy was measured in that runtime. "
+            + (
+                f"Recovery: LoRA adapters (rank 8) on the {quantize} layers, {recover_epochs} epoch(s) of distillation "
+                "from the float teacher, merged. "
+                if quantize
+                else ""
+            )
+            + "Latency: median of 50 single-example runs on this machine's CPU.",
+            "",
+        ]
+    )
     with open(os.path.join(output, "results.md"), "a") as handle:
         handle.write("\n" + text)
     print("\n" + text)
@@ -133,16 +165,14 @@ def load_data(name):
                         "np.savez(path, x_train=..., y_train=..., x_test=..., "
                         "y_test=...)."
                     )
-                return ((data["x_train"], data["y_train"]),
-                        (data["x_test"], data["y_test"]))
+                return ((data["x_train"], data["y_train"]), (data["x_test"], data["y_test"]))
         except (OSError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(
                 f"{name} cannot be read as a .npz file ({type(error).__name__}: {error}); it may be "
                 "truncated. Write it again with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
             ) from None
     raise ValueError(
-        f"Unknown --data. Received: {name!r}. Expected fashion_mnist, digits "
-        "or the path of an existing .npz file."
+        f"Unknown --data. Received: {name!r}. Expected fashion_mnist, digits or the path of an existing .npz file."
     )
 
 
@@ -167,9 +197,21 @@ def _fit_to_input(x, model):
     return x
 
 
-def run_distill(teacher_path, student_path, data, epochs, output,
-                alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE,
-                batch_size=128, tune_trials=None, verbose="auto", quantize=None, formats=(), recover_epochs=2):
+def run_distill(
+    teacher_path,
+    student_path,
+    data,
+    epochs,
+    output,
+    alpha=DEFAULT_ALPHA,
+    temperature=DEFAULT_TEMPERATURE,
+    batch_size=128,
+    tune_trials=None,
+    verbose="auto",
+    quantize=None,
+    formats=(),
+    recover_epochs=2,
+):
     """Distills a saved teacher into a saved student and reports both; with
     `quantize` / `formats`, also its quantized variants and exports
     (`deploy_student`).
@@ -181,10 +223,7 @@ def run_distill(teacher_path, student_path, data, epochs, output,
     (x_train, y_train), (x_test, y_test) = load_data(data)
     for path in (teacher_path, student_path):
         if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"No such model file: {path!r}. Pass a model saved with "
-                "model.save('name.keras')."
-            )
+            raise FileNotFoundError(f"No such model file: {path!r}. Pass a model saved with model.save('name.keras').")
     teacher, student = _load_model(teacher_path, "teacher"), _load_model(student_path, "student")
     x_train_s, x_test_s = _fit_to_input(x_train, student), _fit_to_input(x_test, student)
     x_test_t = _fit_to_input(x_test, teacher)
@@ -202,28 +241,40 @@ def run_distill(teacher_path, student_path, data, epochs, output,
         split = len(x_train_s) // 10
         start = time.perf_counter()
         result = tuning.tune(
-            lambda: keras.models.clone_model(student), teacher, x_train_s[:-split], y_train[:-split],
-            validation_data=(x_train_s[-split:], y_train[-split:]), max_trials=tune_trials, epochs=epochs,
-            batch_size=batch_size, directory=os.path.join(output, "tuning"), verbose=0,
+            lambda: keras.models.clone_model(student),
+            teacher,
+            x_train_s[:-split],
+            y_train[:-split],
+            validation_data=(x_train_s[-split:], y_train[-split:]),
+            max_trials=tune_trials,
+            epochs=epochs,
+            batch_size=batch_size,
+            directory=os.path.join(output, "tuning"),
+            verbose=0,
         )
         student = result.student
         rows.append(result_row("tuned student", student, x_test_s, y_test, time.perf_counter() - start, batch_size))
-        notes = [f"{tune_trials} trials of {epochs} epochs, best by validation accuracy, backend "
-                 f"{keras.backend.backend()}:", "", result.table]
+        notes = [
+            f"{tune_trials} trials of {epochs} epochs, best by validation accuracy, backend {keras.backend.backend()}:",
+            "",
+            result.table,
+        ]
     else:
         distiller = Distiller(student=student, teacher=teacher)
         distiller.compile(
             optimizer="adam",
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            alpha=alpha, temperature=temperature,
+            alpha=alpha,
+            temperature=temperature,
         )
-        _, seconds = timed_fit(distiller, x_train_s, y_train, epochs=epochs,
-                                batch_size=batch_size, verbose=verbose,
-                                validation_split=0.1)
+        _, seconds = timed_fit(
+            distiller, x_train_s, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose, validation_split=0.1
+        )
         rows.append(result_row("distilled student", student, x_test_s, y_test, seconds, batch_size))
         notes = [f"{epochs} epochs, alpha={alpha}, temperature={temperature}, backend {keras.backend.backend()}."]
     save_results(rows, student, output, f"keras_distill distill on {data}", notes)
-    deploy_student(student, teacher, x_train_s, y_train, x_test_s, y_test, output, quantize, formats,
-                   recover_epochs, batch_size)
+    deploy_student(
+        student, teacher, x_train_s, y_train, x_test_s, y_test, output, quantize, formats, recover_epochs, batch_size
+    )
     return rows

@@ -82,8 +82,9 @@ class ExportReport:
     via_tensorflow: bool
 
 
-def export(model, path, format="tf_saved_model", *, sample_inputs=None, tolerance=None, litert_int8=False,
-           latency_runs=50):
+def export(
+    model, path, format="tf_saved_model", *, sample_inputs=None, tolerance=None, litert_int8=False, latency_runs=50
+):
     """Exports `model` to `path` and checks the artifact against it.
 
     Args:
@@ -128,7 +129,7 @@ def export(model, path, format="tf_saved_model", *, sample_inputs=None, toleranc
         raise ValueError(
             f"{model.name!r} has layers quantized by Keras ({', '.join(quantized[:4])}), which the TFLite "
             "converter cannot convert (TF 2.21: \"'tfl.fully_connected' op operand #0 must be tensor of 32-bit "
-            "float or QI8 ...\"). Export the float student with litert_int8=True: the converter stores its "
+            'float or QI8 ..."). Export the float student with litert_int8=True: the converter stores its '
             "weights in int8 itself."
         )
     options = {"int8": True} if litert_int8 else {}
@@ -154,13 +155,19 @@ def export(model, path, format="tf_saved_model", *, sample_inputs=None, toleranc
     outputs = np.asarray(run(inputs), dtype="float32")
     difference = float(np.max(np.abs(outputs - expected))) if outputs.shape == expected.shape else float("inf")
     if not difference <= tolerance:
-        where = int(np.argmax(np.max(np.abs(outputs - expected).reshape(len(inputs), -1), axis=1))) \
-            if outputs.shape == expected.shape else None
+        where = (
+            int(np.argmax(np.max(np.abs(outputs - expected).reshape(len(inputs), -1), axis=1)))
+            if outputs.shape == expected.shape
+            else None
+        )
         raise ExportMismatchError(
             f"The {format} artifact {path} does not compute what the Keras model computes: its outputs "
             f"differ by up to {difference:.3g} (allowed: {tolerance:g})"
-            + (f", most on sample input {where} of {len(inputs)}" if where is not None else
-               f"; it returns shape {outputs.shape} where the model returns {expected.shape}")
+            + (
+                f", most on sample input {where} of {len(inputs)}"
+                if where is not None
+                else f"; it returns shape {outputs.shape} where the model returns {expected.shape}"
+            )
             + ". The artifact was left for inspection; do not serve it. If the model is quantized, a "
             "runtime may round differently: raise `tolerance` only after checking the accuracy."
         )

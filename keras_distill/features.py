@@ -51,9 +51,7 @@ def build_feature_extractor(model, layer_names, *, include_output=True, name=Non
     if nested:
         outputs = _retrace(functional, layer_names, nested)
     else:
-        outputs = {
-            name: find_layer(functional, name).output for name in layer_names
-        }
+        outputs = {name: find_layer(functional, name).output for name in layer_names}
         outputs[FINAL_OUTPUT] = functional.output
     inputs = outputs.pop("__inputs__", functional.input)
     if not include_output:
@@ -93,10 +91,7 @@ def map_layers(teacher_layers, student_layers):
             "student layer names."
         )
     count, total = len(student_layers), len(teacher_layers)
-    return [
-        (teacher_layers[(index + 1) * total // count - 1], name)
-        for index, name in enumerate(student_layers)
-    ]
+    return [(teacher_layers[(index + 1) * total // count - 1], name) for index, name in enumerate(student_layers)]
 
 
 def as_functional(model):
@@ -155,14 +150,12 @@ def _single(tensors):
 def _check_names(model, layer_names):
     if not layer_names:
         raise ValueError(
-            f"No layer names were given to tap in {model.name!r}. Pass at "
-            "least one, e.g. layer_names=['block1_conv']."
+            f"No layer names were given to tap in {model.name!r}. Pass at least one, e.g. layer_names=['block1_conv']."
         )
     for name in layer_names:
         if not isinstance(name, str):
             raise TypeError(
-                "Layer names must be strings. Received: "
-                f"{name!r} (of type {type(name).__name__}) in {layer_names!r}."
+                f"Layer names must be strings. Received: {name!r} (of type {type(name).__name__}) in {layer_names!r}."
             )
     if FINAL_OUTPUT in layer_names:
         raise ValueError(
@@ -175,11 +168,7 @@ def _retrace(model, layer_names, nested):
     """Runs `model`'s graph again with nested models replaced by their own
     extractors, collecting the taps; every layer is reused, not copied."""
     inner_names = {
-        outer: [
-            name.split("/", 1)[1]
-            for name in layer_names
-            if name.split("/")[0] == outer and "/" in name
-        ]
+        outer: [name.split("/", 1)[1] for name in layer_names if name.split("/")[0] == outer and "/" in name]
         for outer in nested
     }
     tapped = {name: find_layer(model, name) for name in layer_names if "/" not in name}
@@ -208,9 +197,7 @@ def _retrace(model, layer_names, nested):
                 _record(taps, name, {name: output})
         return output
 
-    clone = keras.models.clone_model(
-        model, clone_function=lambda layer: layer, call_function=call_function
-    )
+    clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call_function)
     return {**taps, FINAL_OUTPUT: clone.output, "__inputs__": clone.input}
 
 

@@ -56,9 +56,24 @@ def quantizable_layers(model):
     return quantizable, other
 
 
-def quantize_student(student, teacher=None, x=None, y=None, *, mode="int8", method="lora", epochs=2,
-                     rank=8, alpha=0.5, temperature=4.0, learning_rate=1e-3, batch_size=128, loss=None,
-                     validation_data=None, verbose=0):
+def quantize_student(
+    student,
+    teacher=None,
+    x=None,
+    y=None,
+    *,
+    mode="int8",
+    method="lora",
+    epochs=2,
+    rank=8,
+    alpha=0.5,
+    temperature=4.0,
+    learning_rate=1e-3,
+    batch_size=128,
+    loss=None,
+    validation_data=None,
+    verbose=0,
+):
     """A quantized copy of `student`, recovered by distillation from
     `teacher` unless `method="ptq"`.
 
@@ -116,12 +131,14 @@ def quantize_student(student, teacher=None, x=None, y=None, *, mode="int8", meth
     if method == "lora":
         rank = check_int(rank, "rank", example=8, at_least=1)
         model = with_adapters(student, mode, rank)
-        _distill(model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss,
-                 validation_data, verbose)
+        _distill(
+            model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss, validation_data, verbose
+        )
         return _merged(model, student, mode)
     model = _fake_quantized_copy(student, mode)
-    _distill(model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss,
-             validation_data, verbose)
+    _distill(
+        model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss, validation_data, verbose
+    )
     final = _copy(student)
     final.set_weights(model.get_weights())
     _quantize(final, mode, _per_channel_config(mode))
@@ -182,8 +199,9 @@ def _per_channel_config(mode):
     return keras.quantizers.Int8QuantizationConfig()
 
 
-def _distill(model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss, validation_data,
-             verbose):
+def _distill(
+    model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss, validation_data, verbose
+):
     distiller = Distiller(model, teacher)
     distiller.compile(
         optimizer=keras.optimizers.Adam(learning_rate),

@@ -17,8 +17,9 @@ import numpy as np
 from keras_distill._validate import check_int
 
 
-def generate_distillation_data(teacher, prompts, *, max_length=None, batch_size=16, sampler="greedy",
-                               stop_token_ids="auto", path=None):
+def generate_distillation_data(
+    teacher, prompts, *, max_length=None, batch_size=16, sampler="greedy", stop_token_ids="auto", path=None
+):
     """The teacher's continuations of `prompts`, ready for `fit`.
 
     Args:
@@ -83,8 +84,9 @@ def _generate(teacher, prompts, max_length, batch_size, stop_token_ids, path):
         )
     texts = []
     for start in range(0, len(prompts), batch_size):
-        generated = teacher.generate(list(prompts[start:start + batch_size]), max_length=max_length,
-                                     stop_token_ids=stop_token_ids)
+        generated = teacher.generate(
+            list(prompts[start : start + batch_size]), max_length=max_length, stop_token_ids=stop_token_ids
+        )
         texts += [generated] if isinstance(generated, str) else list(generated)
     texts = np.asarray(texts)
     if path:
@@ -104,7 +106,7 @@ def _from_tokens(teacher, prompts, batch_size, path):
         )
     generated_ids, generated_mask = [], []
     for start in range(0, len(token_ids), batch_size):
-        batch = {"token_ids": token_ids[start:start + batch_size], "padding_mask": mask[start:start + batch_size]}
+        batch = {"token_ids": token_ids[start : start + batch_size], "padding_mask": mask[start : start + batch_size]}
         output = teacher.generate(batch, stop_token_ids=None)
         generated_ids.append(keras.ops.convert_to_numpy(output["token_ids"]))
         generated_mask.append(keras.ops.convert_to_numpy(output["padding_mask"]).astype(bool))
@@ -117,8 +119,7 @@ def _from_tokens(teacher, prompts, batch_size, path):
     sample_weight = (generated_mask[:, 1:] & ~mask[:, 1:]).astype("float32")
     if path:
         _make_parent(path)
-        np.savez(path, token_ids=x["token_ids"], padding_mask=x["padding_mask"], labels=y,
-                 sample_weight=sample_weight)
+        np.savez(path, token_ids=x["token_ids"], padding_mask=x["padding_mask"], labels=y, sample_weight=sample_weight)
     return x, y, sample_weight
 
 

@@ -28,9 +28,7 @@ STORAGE_DTYPES = ("float32", "float16")
 FLOAT16_MAX = 65504.0
 
 
-def precompute_teacher_outputs(
-    teacher, x, *, batch_size=256, dtype="float32", teacher_output_kind="auto", top_k=None
-):
+def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", teacher_output_kind="auto", top_k=None):
     """Runs the teacher(s) once over `x` and returns their logits.
 
     Caching is exact when the inputs the student sees are the inputs the
@@ -200,8 +198,7 @@ def _cache_dataset(dataset, logits_of):
     packed = isinstance(spec, tuple)
     if packed and len(spec) > 3:
         raise ValueError(
-            f"The dataset yields tuples of {len(spec)} elements; expected x, "
-            "(x,), (x, y) or (x, y, sample_weight)."
+            f"The dataset yields tuples of {len(spec)} elements; expected x, (x,), (x, y) or (x, y, sample_weight)."
         )
 
     def inputs_of(element):
@@ -216,9 +213,7 @@ def _cache_dataset(dataset, logits_of):
     sizes = np.array([_length(batch) for batch in batches], dtype="int64")
     starts = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
     sizes = tf.constant(sizes)
-    tables = keras.tree.map_structure(
-        lambda *chunks: tf.constant(np.concatenate(chunks, axis=0)), *batches
-    )
+    tables = keras.tree.map_structure(lambda *chunks: tf.constant(np.concatenate(chunks, axis=0)), *batches)
     cached = tf.data.Dataset.range(len(batches)).map(
         lambda index: keras.tree.map_structure(
             lambda table: table[starts[index] : starts[index] + sizes[index]], tables

@@ -55,7 +55,17 @@ class TuneResult:
 
     @property
     def table(self):
-        header = ["trial", "alpha", "distillation loss", "T", "standardized", "width", self.objective, "epochs", "seconds"]
+        header = [
+            "trial",
+            "alpha",
+            "distillation loss",
+            "T",
+            "standardized",
+            "width",
+            self.objective,
+            "epochs",
+            "seconds",
+        ]
         return markdown_table(header, [_cells(row) for row in self.trials])
 
 
@@ -154,14 +164,16 @@ def tune(
     """
     keras_tuner = _import_keras_tuner()
     search = check_choice(search, "search", SEARCHES)
-    max_trials = check_int(max_trials, "max_trials", example=12, at_least=2, note="One trial is the label-only student.")
+    max_trials = check_int(
+        max_trials, "max_trials", example=12, at_least=2, note="One trial is the label-only student."
+    )
     epochs = check_int(epochs, "epochs", example=10, at_least=1)
     batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
     _check_validation(validation_data, objective)
     for model in checks.as_teacher_list(teacher):
         checks.check_model(model, "teacher")
     builder = TrialBuilder(
-        student_builder, teacher, optimizer=optimizer, loss=loss, metric=objective[len("val_"):], seed=seed
+        student_builder, teacher, optimizer=optimizer, loss=loss, metric=objective[len("val_") :], seed=seed
     )
     if widths is not None and not builder.takes_width:
         raise TypeError(
@@ -179,13 +191,29 @@ def tune(
     os.makedirs(project, exist_ok=True)
     clock = TrialClock(os.path.join(project, "trial_seconds.json"), fresh=overwrite)
     baseline = _baseline(
-        builder, widths, project, overwrite, (x, train_targets), (x_val, val_targets), epochs, batch_size, objective,
+        builder,
+        widths,
+        project,
+        overwrite,
+        (x, train_targets),
+        (x_val, val_targets),
+        epochs,
+        batch_size,
+        objective,
         verbose,
     )
     space = SearchSpace(builder, alphas, distillation_losses, temperatures, standardize, widths)
     tuner = make_tuner(
-        keras_tuner, search, space, objective=objective, max_trials=max_trials, epochs=epochs, directory=directory,
-        project_name=project_name, overwrite=overwrite, seed=seed,
+        keras_tuner,
+        search,
+        space,
+        objective=objective,
+        max_trials=max_trials,
+        epochs=epochs,
+        directory=directory,
+        project_name=project_name,
+        overwrite=overwrite,
+        seed=seed,
     )
     tuner.run_trial = clock.timed(tuner.run_trial)
     tuner.search(
@@ -269,8 +297,9 @@ class SearchSpace:
         )
 
 
-def make_tuner(keras_tuner, search, hypermodel, *, objective, max_trials, epochs, directory, project_name, overwrite,
-               seed):
+def make_tuner(
+    keras_tuner, search, hypermodel, *, objective, max_trials, epochs, directory, project_name, overwrite, seed
+):
     """KerasTuner's `RandomSearch` (`max_trials - 1` trials besides the
     label-only one) or `Hyperband`, maximizing `objective`."""
     if search == "random":

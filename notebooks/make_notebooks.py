@@ -20,7 +20,7 @@ METADATA = {
     "colab": {"provenance": []},
 }
 
-SETUP = '''\
+SETUP = """\
 # Colab: install keras-distill (set KERAS_DISTILL_SOURCE to a wheel or git URL
 # to install another build). Pick the backend before Keras is imported.
 import os
@@ -42,7 +42,7 @@ import numpy as np
 
 import keras_distill as kd
 
-print("Keras", keras.__version__, "backend:", keras.backend.backend())'''
+print("Keras", keras.__version__, "backend:", keras.backend.backend())"""
 
 DATA = '''\
 def load_fashion_mnist():
@@ -70,7 +70,9 @@ x_val, y_val = x_train[-len(x_train) // 12 :], y_train[-len(x_train) // 12 :]
 x_train, y_train = x_train[: -len(x_train) // 12], y_train[: -len(x_train) // 12]
 print(x_train.shape, x_val.shape, x_test.shape)'''
 
-MODELS = MLP + '''
+MODELS = (
+    MLP
+    + """
 
 
 def compile_classifier(model):
@@ -88,9 +90,10 @@ teacher = mlp([TEACHER_UNITS, TEACHER_UNITS], "teacher", dropout=0.3)
 compile_classifier(teacher)
 teacher_history = teacher.fit(
     x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=(x_val, y_val), verbose=2
-)'''
+)"""
+)
 
-DISTILL = '''\
+DISTILL = """\
 keras.utils.set_random_seed(1)
 scratch = mlp([32], "student_scratch")
 compile_classifier(scratch)
@@ -110,9 +113,9 @@ distiller.compile(
 )
 distill_history = distiller.fit(
     x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=(x_val, y_val), verbose=2
-)'''
+)"""
 
-PLOT = '''\
+PLOT = """\
 import matplotlib
 
 if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
@@ -130,9 +133,9 @@ for axis in axes:
     axis.legend()
 fig.tight_layout()
 fig.savefig(os.path.join(OUTPUT, "learning_curves.png"), dpi=80)
-plt.show()'''
+plt.show()"""
 
-RESULTS = '''\
+RESULTS = """\
 def test_errors(model):
     logits = model.predict(x_test, batch_size=512, verbose=0)
     return int(np.sum(np.argmax(logits, axis=-1) != y_test))
@@ -141,9 +144,9 @@ def test_errors(model):
 print(f"{'model':<22}{'parameters':>12}{'test errors':>13}{'accuracy':>10}")
 for name, model in [("teacher", teacher), ("student from scratch", scratch), ("distilled student", student)]:
     errors = test_errors(model)
-    print(f"{name:<22}{model.count_params():>12,}{errors:>13,}{1 - errors / len(y_test):>10.2%}")'''
+    print(f"{name:<22}{model.count_params():>12,}{errors:>13,}{1 - errors / len(y_test):>10.2%}")"""
 
-EXPORT = '''\
+EXPORT = """\
 # The distilled student is the user's own architecture: save it as a .keras
 # file and export a SavedModel for serving (TF Serving, TFLite converters).
 from keras_distill.export import export_saved_model
@@ -152,7 +155,7 @@ student.save(os.path.join(OUTPUT, "student.keras"))
 export_saved_model(student, os.path.join(OUTPUT, "student_savedmodel"))
 reloaded = keras.saving.load_model(os.path.join(OUTPUT, "student.keras"))
 np.testing.assert_allclose(reloaded.predict(x_test[:8], verbose=0), student.predict(x_test[:8], verbose=0), rtol=1e-5)
-print(sorted(os.listdir(OUTPUT)))'''
+print(sorted(os.listdir(OUTPUT)))"""
 
 
 def distiller_notebook():
@@ -188,11 +191,14 @@ def distiller_notebook():
     )
 
 
-LM_SETUP = SETUP.replace(
-    'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)',
-    'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source, "keras-hub"], check=True)',
-) + """
+LM_SETUP = (
+    SETUP.replace(
+        'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)',
+        'subprocess.run([sys.executable, "-m", "pip", "install", "-q", source, "keras-hub"], check=True)',
+    )
+    + """
 import keras_hub"""
+)
 
 LM_DATA = """\
 # Byte-level text that ships offline: Debian's fortunes (apt-get install fortunes),
@@ -504,7 +510,9 @@ DEPLOY_SETUP = SETUP.replace(
     '"pip", "install", "-q", source + "[export]"]',
 )
 
-DEPLOY_DISTILL = MODELS + """
+DEPLOY_DISTILL = (
+    MODELS
+    + """
 
 # The student: the same MLP family, 10x fewer parameters, distilled from the teacher.
 keras.utils.set_random_seed(1)
@@ -520,6 +528,7 @@ distiller.compile(
 distill_history = distiller.fit(
     x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=(x_val, y_val), verbose=2
 )"""
+)
 
 DEPLOY_QUANTIZE = """\
 # Keras quantizes the Dense layers (model.quantize); quantize_student returns a

@@ -4,7 +4,7 @@ from nbformat.v4 import new_code_cell
 from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_notebook
 
-MLP = '''\
+MLP = """\
 def mlp(hidden, name, dropout=0.0):
     layers = [keras.Input((784,))]
     for units in hidden:
@@ -12,9 +12,11 @@ def mlp(hidden, name, dropout=0.0):
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
     layers.append(keras.layers.Dense(10))  # logits: no softmax
-    return keras.Sequential(layers, name=name)'''
+    return keras.Sequential(layers, name=name)"""
 
-HELPERS = MLP + '''
+HELPERS = (
+    MLP
+    + '''
 
 
 import matplotlib
@@ -74,17 +76,18 @@ def plot_curves(curves, title):
     axis.set(title=title, xlabel="epoch", ylabel="validation accuracy")
     axis.legend()
     show(fig, "learning_curves.png")'''
+)
 
-EXPORT = '''\
+EXPORT = """\
 from keras_distill.export import export_saved_model
 
 student.save(os.path.join(OUTPUT, "student.keras"))
 export_saved_model(student, os.path.join(OUTPUT, "student_savedmodel"))
 reloaded = keras.saving.load_model(os.path.join(OUTPUT, "student.keras"))
 np.testing.assert_allclose(reloaded.predict(x_export[:8], verbose=0), student.predict(x_export[:8], verbose=0), rtol=1e-5, atol=1e-6)
-print(sorted(os.listdir(OUTPUT)))'''
+print(sorted(os.listdir(OUTPUT)))"""
 
-HINT_TRAIN = '''\
+HINT_TRAIN = """\
 keras.utils.set_random_seed(0)
 teacher = compile_classifier(cnn([(32, 32), (64, 64)], "teacher"))
 teacher.fit(images(x_train), y_train, epochs=EPOCHS, batch_size=128, verbose=2)
@@ -113,9 +116,9 @@ HINT_EPOCHS = 1 if QUICK else 3
 hint_history = distiller.fit_hints(images(x_train), epochs=HINT_EPOCHS, batch_size=128, verbose=2)
 distill_history = distiller.fit(
     images(x_train), y_train, epochs=EPOCHS - HINT_EPOCHS, batch_size=128, validation_data=validation, verbose=2
-)'''
+)"""
 
-HINT_PLOT = '''\
+HINT_PLOT = """\
 plot_curves(
     {
         "student, labels only": (np.arange(1, EPOCHS + 1), scratch_history.history["val_accuracy"]),
@@ -124,9 +127,9 @@ plot_curves(
     },
     f"Same total epochs; the hint stage takes the first {HINT_EPOCHS}",
 )
-print("hint loss per hint epoch:", np.round(hint_history.history["hint_loss"], 4))'''
+print("hint loss per hint epoch:", np.round(hint_history.history["hint_loss"], 4))"""
 
-HINT_FEATURES = '''\
+HINT_FEATURES = """\
 # The matched features on four test images: the teacher's hint (channel mean),
 # the student's guided layer through the learned regressor, and the student trained
 # on labels only through the same regressor (not trained to match, for contrast).
@@ -147,13 +150,13 @@ for row, (label, maps) in enumerate(rows.items()):
         axes[row, column].imshow(maps[column].mean(-1), cmap="viridis")
         axes[row, column].axis("off")
     axes[row, 0].set_title(f"{label} (MSE to hint {error:.3f})", loc="left", fontsize=9)
-show(fig, "matched_features.png")'''
+show(fig, "matched_features.png")"""
 
-HINT_RESULTS = '''\
+HINT_RESULTS = """\
 print_test_accuracy([("teacher", teacher), ("student, labels only", scratch), ("student, FitNets", student)], images(x_test))
-x_export = images(x_test)'''
+x_export = images(x_test)"""
 
-FSP_TRAIN = '''\
+FSP_TRAIN = """\
 keras.utils.set_random_seed(0)
 teacher = compile_classifier(cnn([(16, 16, 16), (32, 32, 32)], "teacher"))
 teacher.fit(images(x_train), y_train, epochs=EPOCHS, batch_size=128, verbose=2)
@@ -184,9 +187,9 @@ distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LOSS, metrics=["ac
 FSP_EPOCHS = 1 if QUICK else 2
 fsp_history = distiller.fit_fsp(images(x_train), epochs=FSP_EPOCHS, batch_size=128, verbose=2)
 after_fsp = student.get_weights()
-distill_history = distiller.fit(images(x_train), y_train, epochs=EPOCHS, batch_size=128, validation_data=validation, verbose=2)'''
+distill_history = distiller.fit(images(x_train), y_train, epochs=EPOCHS, batch_size=128, validation_data=validation, verbose=2)"""
 
-FSP_PLOT = '''\
+FSP_PLOT = """\
 plot_curves(
     {
         "labels only": (np.arange(1, EPOCHS + 1), scratch_history.history["val_accuracy"]),
@@ -194,9 +197,9 @@ plot_curves(
     },
     "Label epochs: from scratch vs after the FSP stage",
 )
-print("FSP loss per stage-1 epoch:", np.round(fsp_history.history["fsp_loss"], 4))'''
+print("FSP loss per stage-1 epoch:", np.round(fsp_history.history["fsp_loss"], 4))"""
 
-FSP_FEATURES = '''\
+FSP_FEATURES = """\
 # The matched features: FSP matrices (16 x 16) of the first pair, averaged over
 # test images: the teacher's, the student's right after the FSP stage, and the
 # student's before any training.
@@ -219,13 +222,13 @@ for axis, (label, matrix) in zip(axes, matrices.items()):
     axis.imshow(matrix, cmap="viridis")
     axis.set_title(f"{label}\\nMSE to teacher {distance:.4f}", fontsize=9)
     axis.axis("off")
-show(fig, "matched_features.png")'''
+show(fig, "matched_features.png")"""
 
-FSP_RESULTS = '''\
+FSP_RESULTS = """\
 print_test_accuracy([("teacher", teacher), ("student, labels only", scratch), ("student, FSP + labels", student)], images(x_test))
-x_export = images(x_test)'''
+x_export = images(x_test)"""
 
-DML_TRAIN = '''\
+DML_TRAIN = """\
 # Two different peers: an MLP on the pixels and a small CNN (it reshapes them).
 def small_cnn():
     inputs = keras.Input((784,))
@@ -256,9 +259,9 @@ for name in builders:
 peers = [fresh(name) for name in builders]
 learner = kd.MutualLearner(peers, temperature=1.0)
 learner.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LOSS, metrics=["accuracy"])
-mutual_history = learner.fit(x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=validation, verbose=2)'''
+mutual_history = learner.fit(x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=validation, verbose=2)"""
 
-DML_PLOT = '''\
+DML_PLOT = """\
 epochs = np.arange(1, EPOCHS + 1)
 curves = {}
 for name in builders:
@@ -268,9 +271,9 @@ plot_curves(curves, "Each peer alone and in the cohort")
 for name, peer in zip(builders, peers):
     print(f"{name}: alone {test_accuracy(alone[name], x_test):.2%}, mutual {test_accuracy(peer, x_test):.2%}")
 student = peers[1]  # the CNN peer: 10x fewer parameters than the MLP
-x_export = x_test'''
+x_export = x_test"""
 
-TAKD_TRAIN = '''\
+TAKD_TRAIN = """\
 # A large gap: a 2.4M-parameter teacher and a 12.7k-parameter student.
 keras.utils.set_random_seed(0)
 teacher = compile_classifier(mlp([1200, 1200], "teacher", dropout=0.3))
@@ -302,9 +305,9 @@ chain = kd.AssistantChain([teacher, assistant, student])
 chain.compile(optimizer="adam", **settings)
 assistant_history, student_history = chain.fit(
     x_train, y_train, epochs=EPOCHS, batch_size=128, validation_data=validation, verbose=2
-)'''
+)"""
 
-TAKD_PLOT = '''\
+TAKD_PLOT = """\
 epochs = np.arange(1, EPOCHS + 1)
 plot_curves(
     {
@@ -317,58 +320,95 @@ plot_curves(
 )
 print_test_accuracy([("teacher", teacher), ("assistant", assistant), ("student, labels only", scratch),
                      ("student from the teacher", direct), ("student from the assistant", student)], x_test)
-x_export = x_test'''
+x_export = x_test"""
 
 
 def _notebook(setup, data, metadata, title, sections):
-    cells = [new_markdown_cell(title), new_code_cell(setup),
-             new_markdown_cell("## Data\nFashion-MNIST: 60,000 training and 10,000 test images of clothes."),
-             new_code_cell(data), new_markdown_cell("## Models and helpers"), new_code_cell(HELPERS)]
+    cells = [
+        new_markdown_cell(title),
+        new_code_cell(setup),
+        new_markdown_cell("## Data\nFashion-MNIST: 60,000 training and 10,000 test images of clothes."),
+        new_code_cell(data),
+        new_markdown_cell("## Models and helpers"),
+        new_code_cell(HELPERS),
+    ]
     for heading, source in sections:
         cells += [new_markdown_cell(heading), new_code_cell(source)]
-    cells += [new_markdown_cell("## Export the student\nAn ordinary Keras model: a `.keras` file "
-                                "and a SavedModel for serving."), new_code_cell(EXPORT)]
+    cells += [
+        new_markdown_cell(
+            "## Export the student\nAn ordinary Keras model: a `.keras` file and a SavedModel for serving."
+        ),
+        new_code_cell(EXPORT),
+    ]
     return new_notebook(cells=cells, metadata=metadata)
 
 
 def method_notebooks(setup, data, metadata):
     """{file name: notebook} for HintDistiller, FSPDistiller, MutualLearner and AssistantChain."""
     return {
-        "02_hint_distiller.ipynb": _notebook(setup, data, metadata, (
-            "# FitNets hints with `keras_distill.HintDistiller`\n\n"
-            "Romero et al. (2015), [FitNets: Hints for Thin Deep Nets](https://arxiv.org/abs/1412.6550): "
-            "a deeper, thinner student first learns to reproduce the teacher's intermediate features "
-            "(the hint) through a learned regressor, then learns from the teacher's soft targets."), [
-            ("## Teacher, student from scratch, and the two FitNets stages", HINT_TRAIN),
-            ("## Learning curves", HINT_PLOT),
-            ("## The matched features", HINT_FEATURES),
-            ("## Test accuracy", HINT_RESULTS),
-        ]),
-        "03_fsp_distiller.ipynb": _notebook(setup, data, metadata, (
-            "# Flow of solution procedure with `keras_distill.FSPDistiller`\n\n"
-            "Yim et al. (2017), [A Gift from Knowledge Distillation](https://openaccess.thecvf.com/"
-            "content_cvpr_2017/html/Yim_A_Gift_From_CVPR_2017_paper.html): the student first matches "
-            "the teacher's FSP matrices (Gram matrices between two layers' feature maps), then trains "
-            "on the labels, and learns faster than from scratch."), [
-            ("## Teacher, student from scratch, and the FSP stages", FSP_TRAIN),
-            ("## Learning curves", FSP_PLOT),
-            ("## The matched features: FSP matrices", FSP_FEATURES),
-            ("## Test accuracy", FSP_RESULTS),
-        ]),
-        "04_mutual_learner.ipynb": _notebook(setup, data, metadata, (
-            "# Deep Mutual Learning with `keras_distill.MutualLearner`\n\n"
-            "Zhang et al. (2018), [Deep Mutual Learning](https://arxiv.org/abs/1706.00384): no "
-            "pretrained teacher; a cohort of peers trains together, each learning from the labels and "
-            "from the others' predictions."), [
-            ("## Peers alone and mutual", DML_TRAIN),
-            ("## Learning curves and test accuracy", DML_PLOT),
-        ]),
-        "05_assistant_chain.ipynb": _notebook(setup, data, metadata, (
-            "# Teacher assistants with `keras_distill.AssistantChain`\n\n"
-            "Mirzadeh et al. (2020), [Improved Knowledge Distillation via Teacher Assistant]"
-            "(https://arxiv.org/abs/1902.03393): when the student is far smaller than the teacher, "
-            "distill through an assistant of middling size."), [
-            ("## Teacher, student alone, direct distillation and the chain", TAKD_TRAIN),
-            ("## Learning curves and test accuracy", TAKD_PLOT),
-        ]),
+        "02_hint_distiller.ipynb": _notebook(
+            setup,
+            data,
+            metadata,
+            (
+                "# FitNets hints with `keras_distill.HintDistiller`\n\n"
+                "Romero et al. (2015), [FitNets: Hints for Thin Deep Nets](https://arxiv.org/abs/1412.6550): "
+                "a deeper, thinner student first learns to reproduce the teacher's intermediate features "
+                "(the hint) through a learned regressor, then learns from the teacher's soft targets."
+            ),
+            [
+                ("## Teacher, student from scratch, and the two FitNets stages", HINT_TRAIN),
+                ("## Learning curves", HINT_PLOT),
+                ("## The matched features", HINT_FEATURES),
+                ("## Test accuracy", HINT_RESULTS),
+            ],
+        ),
+        "03_fsp_distiller.ipynb": _notebook(
+            setup,
+            data,
+            metadata,
+            (
+                "# Flow of solution procedure with `keras_distill.FSPDistiller`\n\n"
+                "Yim et al. (2017), [A Gift from Knowledge Distillation](https://openaccess.thecvf.com/"
+                "content_cvpr_2017/html/Yim_A_Gift_From_CVPR_2017_paper.html): the student first matches "
+                "the teacher's FSP matrices (Gram matrices between two layers' feature maps), then trains "
+                "on the labels, and learns faster than from scratch."
+            ),
+            [
+                ("## Teacher, student from scratch, and the FSP stages", FSP_TRAIN),
+                ("## Learning curves", FSP_PLOT),
+                ("## The matched features: FSP matrices", FSP_FEATURES),
+                ("## Test accuracy", FSP_RESULTS),
+            ],
+        ),
+        "04_mutual_learner.ipynb": _notebook(
+            setup,
+            data,
+            metadata,
+            (
+                "# Deep Mutual Learning with `keras_distill.MutualLearner`\n\n"
+                "Zhang et al. (2018), [Deep Mutual Learning](https://arxiv.org/abs/1706.00384): no "
+                "pretrained teacher; a cohort of peers trains together, each learning from the labels and "
+                "from the others' predictions."
+            ),
+            [
+                ("## Peers alone and mutual", DML_TRAIN),
+                ("## Learning curves and test accuracy", DML_PLOT),
+            ],
+        ),
+        "05_assistant_chain.ipynb": _notebook(
+            setup,
+            data,
+            metadata,
+            (
+                "# Teacher assistants with `keras_distill.AssistantChain`\n\n"
+                "Mirzadeh et al. (2020), [Improved Knowledge Distillation via Teacher Assistant]"
+                "(https://arxiv.org/abs/1902.03393): when the student is far smaller than the teacher, "
+                "distill through an assistant of middling size."
+            ),
+            [
+                ("## Teacher, student alone, direct distillation and the chain", TAKD_TRAIN),
+                ("## Learning curves and test accuracy", TAKD_PLOT),
+            ],
+        ),
     }

@@ -29,8 +29,7 @@ MODULES = {
 NAMES = tuple(MODULES)
 
 
-def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
-              command=None):
+def reproduce(names, *, seeds=None, quick=False, output="reproduce-output", command=None):
     """Runs experiments and writes their tables, plots and `RESULTS.md`.
 
     Args:
@@ -52,17 +51,15 @@ def reproduce(names, *, seeds=None, quick=False, output="reproduce-output",
     names = list(NAMES) if requested == ["all"] else requested
     unknown = [name for name in names if name not in MODULES]
     if unknown:
-        raise ValueError(
-            f"Unknown experiment(s) {unknown}. Expected some of {list(NAMES)} "
-            "or 'all'."
-        )
+        raise ValueError(f"Unknown experiment(s) {unknown}. Expected some of {list(NAMES)} or 'all'.")
     if seeds is None:
         seeds = 2 if quick else 3
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"`seeds` must be a positive int. Received: seeds={seeds!r}. Use e.g. seeds=3.")
     os.makedirs(output, exist_ok=True)
-    command = command or ("python -m reproductions " + " ".join(requested)
-                          + f" --seeds {seeds}" + (" --quick" if quick else ""))
+    command = command or (
+        "python -m reproductions " + " ".join(requested) + f" --seeds {seeds}" + (" --quick" if quick else "")
+    )
     machine = report.machine()
     dataset = data.load(quick)
     results = []

@@ -16,16 +16,22 @@ def build_parser():
         "experiment, and RESULTS.md.",
         epilog="Example: python -m reproductions hinton fsp --seeds 3 --output docs",
     )
-    parser.add_argument("names", nargs="+", metavar="NAME", choices=(*NAMES, "all"),
-                        help=f"One or more of {', '.join(NAMES)}, or all.")
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+    parser.add_argument(
+        "names", nargs="+", metavar="NAME", choices=(*NAMES, "all"), help=f"One or more of {', '.join(NAMES)}, or all."
+    )
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
     parser.add_argument("--seeds", type=int, help="Seeds per experiment (default 3; quick: 2).")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"A small subset, one or two epochs per model: all {len(NAMES)} pipelines in a few "
-                        "minutes. Checks that they run, not the numbers.")
-    parser.add_argument("--output", default="reproduce-output",
-                        help="Directory for NAME.md, NAME.png and RESULTS.md (default: ./reproduce-output).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"A small subset, one or two epochs per model: all {len(NAMES)} pipelines in a few "
+        "minutes. Checks that they run, not the numbers.",
+    )
+    parser.add_argument(
+        "--output",
+        default="reproduce-output",
+        help="Directory for NAME.md, NAME.png and RESULTS.md (default: ./reproduce-output).",
+    )
     return parser
 
 

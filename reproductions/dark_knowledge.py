@@ -22,14 +22,30 @@ from reproductions.data import CLASS_NAMES
 
 NAME = "dark-knowledge"
 TITLE = "Learning a class from soft targets alone (Hinton et al., 2015)"
-PAPER = ("MNIST, every 3 removed from the transfer set: 206 test errors, 133 of "
-         "them on the 1,010 threes (86.8% of threes correct); after raising the "
-         "3's bias by 3.5, 109 errors, 14 on threes (98.6% correct).")
+PAPER = (
+    "MNIST, every 3 removed from the transfer set: 206 test errors, 133 of "
+    "them on the 1,010 threes (86.8% of threes correct); after raising the "
+    "3's bias by 3.5, 109 errors, 14 on threes (98.6% correct)."
+)
 SETTINGS = {
-    "full": {"omitted_class": 3, "student_units": 800, "epochs": 8, "batch_size": 256,
-             "temperature": 8.0, "alpha": 0.1, "validation": 5000},
-    "quick": {"omitted_class": 3, "student_units": 32, "epochs": 1, "batch_size": 256,
-              "temperature": 8.0, "alpha": 0.1, "validation": 500},
+    "full": {
+        "omitted_class": 3,
+        "student_units": 800,
+        "epochs": 8,
+        "batch_size": 256,
+        "temperature": 8.0,
+        "alpha": 0.1,
+        "validation": 5000,
+    },
+    "quick": {
+        "omitted_class": 3,
+        "student_units": 32,
+        "epochs": 1,
+        "batch_size": 256,
+        "temperature": 8.0,
+        "alpha": 0.1,
+        "validation": 500,
+    },
 }
 SHIFTS = np.arange(0.0, 10.01, 0.1)
 
@@ -53,16 +69,18 @@ def run(data, settings, seeds, output):
     curves = []
     for seed in seeds:
         teacher = models.teacher(data, seed)
-        measured["teacher"].append(
-            _scores(models.predict_logits(teacher, data.x_test), data.y_test, omitted))
+        measured["teacher"].append(_scores(models.predict_logits(teacher, data.x_test), data.y_test, omitted))
         keras.utils.set_random_seed(seed)
         student = models.mlp([settings["student_units"]] * 2, "student")
         distiller = Distiller(student, teacher)
-        distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=models.loss(),
-                          metrics=models.metrics(), alpha=settings["alpha"],
-                          temperature=settings["temperature"])
-        distiller.fit(x_transfer, y_transfer, epochs=settings["epochs"],
-                      batch_size=settings["batch_size"], verbose=0)
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=models.loss(),
+            metrics=models.metrics(),
+            alpha=settings["alpha"],
+            temperature=settings["temperature"],
+        )
+        distiller.fit(x_transfer, y_transfer, epochs=settings["epochs"], batch_size=settings["batch_size"], verbose=0)
         val_logits = models.predict_logits(student, x_val)
         val_accuracy = [np.mean(np.argmax(val_logits + s * onehot, -1) == y_val) for s in SHIFTS]
         shift = float(SHIFTS[int(np.argmax(val_accuracy))])
@@ -71,51 +89,69 @@ def run(data, settings, seeds, output):
         measured["before"].append(_scores(test_logits, data.y_test, omitted))
         bias = student.get_layer("logits").bias
         bias.assign(bias + shift * onehot)
-        measured["after"].append(
-            _scores(models.predict_logits(student, data.x_test), data.y_test, omitted))
+        measured["after"].append(_scores(models.predict_logits(student, data.x_test), data.y_test, omitted))
         measured["shift"].append(shift)
-        print(f"dark-knowledge seed {seed}: before {measured['before'][-1]}, bias "
-              f"+{shift}: {measured['after'][-1]}", flush=True)
+        print(
+            f"dark-knowledge seed {seed}: before {measured['before'][-1]}, bias +{shift}: {measured['after'][-1]}",
+            flush=True,
+        )
 
     n = len(data.y_test)
     n_class = int(np.sum(data.y_test == omitted))
     name = f"{omitted} ({CLASS_NAMES[omitted]})"
 
     def row(label, scores, shift="-"):
-        return (label, shift, report.mean_std([s[0] for s in scores], digits=1),
-                report.mean_std([s[1] for s in scores], digits=1),
-                report.percent([s[2] for s in scores]))
+        return (
+            label,
+            shift,
+            report.mean_std([s[0] for s in scores], digits=1),
+            report.mean_std([s[1] for s in scores], digits=1),
+            report.percent([s[2] for s in scores]),
+        )
 
     table = report.markdown_table(
-        ["model", "bias raise", f"test errors (of {n:,})", f"errors on class {name} (of {n_class:,})",
-         f"class {omitted} correct"],
-        [row("teacher (saw every class)", measured["teacher"]),
-         row(f"student distilled without class {omitted}", measured["before"]),
-         row("the same, class bias raised", measured["after"],
-             report.mean_std(measured["shift"]))],
+        [
+            "model",
+            "bias raise",
+            f"test errors (of {n:,})",
+            f"errors on class {name} (of {n_class:,})",
+            f"class {omitted} correct",
+        ],
+        [
+            row("teacher (saw every class)", measured["teacher"]),
+            row(f"student distilled without class {omitted}", measured["before"]),
+            row("the same, class bias raised", measured["after"], report.mean_std(measured["shift"])),
+        ],
     )
     fig, axes = report.figure()
     curves = np.asarray(curves, dtype="float64")
     axes.plot(SHIFTS, 100 * curves[:, :, 2].mean(0), label=f"class {name} correct")
     axes.plot(SHIFTS, 100 * (1 - curves[:, :, 0].mean(0) / n), label="all classes correct")
-    axes.axvline(np.mean(measured["shift"]), color="gray", linestyle=":",
-                 label="raise chosen on held-out images")
+    axes.axvline(np.mean(measured["shift"]), color="gray", linestyle=":", label="raise chosen on held-out images")
     figure = report.save_figure(
-        fig, axes, output, NAME, xlabel=f"raise of class {omitted}'s output bias",
-        title=f"Student that never saw class {name}, mean of {len(seeds)} seed(s)")
+        fig,
+        axes,
+        output,
+        NAME,
+        xlabel=f"raise of class {omitted}'s output bias",
+        title=f"Student that never saw class {name}, mean of {len(seeds)} seed(s)",
+    )
 
-    setup = (f"{data.describe()}; class {name} removed from the transfer set "
-             f"({len(x_transfer):,} images left; {len(x_val):,} held-out training "
-             f"images of every class choose the bias raise); {len(seeds)} seed(s). "
-             f"Student 784-{settings['student_units']}x2-10, {settings['epochs']} epochs, "
-             f"T = {settings['temperature']:g}, alpha = {settings['alpha']} (the labels "
-             "of the other classes).")
+    setup = (
+        f"{data.describe()}; class {name} removed from the transfer set "
+        f"({len(x_transfer):,} images left; {len(x_val):,} held-out training "
+        f"images of every class choose the bias raise); {len(seeds)} seed(s). "
+        f"Student 784-{settings['student_units']}x2-10, {settings['epochs']} epochs, "
+        f"T = {settings['temperature']:g}, alpha = {settings['alpha']} (the labels "
+        "of the other classes)."
+    )
     before, after = measured["before"], measured["after"]
-    headline = (f"before: {np.mean([s[0] for s in before]):.0f} test errors, "
-                f"{np.mean([s[1] for s in before]):.0f} of them on the {n_class:,} images "
-                f"of class {name} ({100 * np.mean([s[2] for s in before]):.1f}% correct); "
-                f"after a raise of {np.mean(measured['shift']):.1f}: "
-                f"{np.mean([s[0] for s in after]):.0f} errors, "
-                f"{100 * np.mean([s[2] for s in after]):.1f}% of the class correct")
-    return report.Result(NAME, TITLE, PAPER, setup, table, headline, figure,
-                         time.perf_counter() - start)
+    headline = (
+        f"before: {np.mean([s[0] for s in before]):.0f} test errors, "
+        f"{np.mean([s[1] for s in before]):.0f} of them on the {n_class:,} images "
+        f"of class {name} ({100 * np.mean([s[2] for s in before]):.1f}% correct); "
+        f"after a raise of {np.mean(measured['shift']):.1f}: "
+        f"{np.mean([s[0] for s in after]):.0f} errors, "
+        f"{100 * np.mean([s[2] for s in after]):.1f}% of the class correct"
+    )
+    return report.Result(NAME, TITLE, PAPER, setup, table, headline, figure, time.perf_counter() - start)

@@ -10,8 +10,7 @@ from keras_distill import datasets
 # Quick mode: enough images that every pipeline runs, few enough that all six
 # experiments finish in under three minutes.
 QUICK_TRAIN, QUICK_TEST = 2000, 1000
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +29,7 @@ class Data:
         return x.reshape((len(x), 28, 28, 1))
 
     def describe(self):
-        return (f"Fashion-MNIST, {len(self.x_train):,} training and "
-                f"{len(self.x_test):,} test images")
+        return f"Fashion-MNIST, {len(self.x_train):,} training and {len(self.x_test):,} test images"
 
 
 @functools.lru_cache(maxsize=2)

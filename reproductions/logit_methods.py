@@ -23,22 +23,27 @@ from reproductions import report
 
 NAME = "logit-methods"
 TITLE = "Logit methods compared: KD, DKD, logit standardization, DIST"
-PAPER = ("CIFAR-100, ResNet32x4 -> ResNet8x4 (mdistiller and the logit-standardization "
-         "README): student alone 72.50, KD 73.33, DKD 76.32, KD + LS 76.62, DKD + LS 77.01; "
-         "DIST (Huang et al.) 76.31.")
+PAPER = (
+    "CIFAR-100, ResNet32x4 -> ResNet8x4 (mdistiller and the logit-standardization "
+    "README): student alone 72.50, KD 73.33, DKD 76.32, KD + LS 76.62, DKD + LS 77.01; "
+    "DIST (Huang et al.) 76.31."
+)
 METHODS = {
     "KD": {"distillation_loss": "kl", "temperature": 4.0, "alpha": 0.5},
     "DKD": {"distillation_loss": "dkd", "temperature": 4.0, "alpha": 0.5, "warmup": True},
     "KD + LS": {"distillation_loss": "kl", "temperature": 2.0, "alpha": 0.01, "standardize_logits": True},
-    "DKD + LS": {"distillation_loss": "dkd", "temperature": 2.0, "alpha": 0.5, "standardize_logits": True,
-                 "warmup": True},
+    "DKD + LS": {
+        "distillation_loss": "dkd",
+        "temperature": 2.0,
+        "alpha": 0.5,
+        "standardize_logits": True,
+        "warmup": True,
+    },
     # The loss object carries its temperature: compile() takes it from there.
-    "DIST": {"distillation_loss": {"class_name": "DIST", "beta": 2.0, "gamma": 2.0, "temperature": 4.0},
-             "alpha": 0.5},
+    "DIST": {"distillation_loss": {"class_name": "DIST", "beta": 2.0, "gamma": 2.0, "temperature": 4.0}, "alpha": 0.5},
 }
 SETTINGS = {
-    "full": {"mlp_units": (800, 800), "cnn_blocks": ((8,), (16,)), "epochs": 12, "warmup_epochs": 2,
-             "batch_size": 128},
+    "full": {"mlp_units": (800, 800), "cnn_blocks": ((8,), (16,)), "epochs": 12, "warmup_epochs": 2, "batch_size": 128},
     "quick": {"mlp_units": (32,), "cnn_blocks": ((4,), (8,)), "epochs": 1, "warmup_epochs": 1, "batch_size": 128},
 }
 
@@ -73,22 +78,47 @@ def run(data, settings, seeds, output):
                     method = dict(METHODS[run_name])
                     warmup = method.pop("warmup", False)
                     method["distillation_loss"] = _loss(method["distillation_loss"])
-                    schedule = [callbacks.AlphaScheduler(callbacks.linear_warmup(
-                        settings["warmup_epochs"], end=method["alpha"]))] if warmup else []
-                    model = models.fit_student(student(), data, seed=seed, teacher=teacher, targets=targets,
-                                               callbacks=schedule, **method, **fit)
+                    schedule = (
+                        [
+                            callbacks.AlphaScheduler(
+                                callbacks.linear_warmup(settings["warmup_epochs"], end=method["alpha"])
+                            )
+                        ]
+                        if warmup
+                        else []
+                    )
+                    model = models.fit_student(
+                        student(),
+                        data,
+                        seed=seed,
+                        teacher=teacher,
+                        targets=targets,
+                        callbacks=schedule,
+                        **method,
+                        **fit,
+                    )
                 errors[(pair, run_name)].append(models.errors(model, data.x_test, data.y_test))
-            print(f"{NAME} seed {seed} {pair}: " + ", ".join(
-                f"{run_name} {errors[(pair, run_name)][-1]}" for run_name in runs), flush=True)
+            print(
+                f"{NAME} seed {seed} {pair}: "
+                + ", ".join(f"{run_name} {errors[(pair, run_name)][-1]}" for run_name in runs),
+                flush=True,
+            )
 
     n = len(data.y_test)
-    header = ["method"] + [f"{pair}: test errors (of {n:,})" for pair in students] + [
-        f"{pair}: vs labels only" for pair in students]
+    header = (
+        ["method"]
+        + [f"{pair}: test errors (of {n:,})" for pair in students]
+        + [f"{pair}: vs labels only" for pair in students]
+    )
     rows = []
     for run_name in runs:
         cells = [report.mean_std(errors[(pair, run_name)], digits=1) for pair in students]
-        changes = ["-" if run_name == "labels only" else
-                   report.relative_change(errors[(pair, "labels only")], errors[(pair, run_name)]) for pair in students]
+        changes = [
+            "-"
+            if run_name == "labels only"
+            else report.relative_change(errors[(pair, "labels only")], errors[(pair, run_name)])
+            for pair in students
+        ]
         rows.append((run_name, *cells, *changes))
     rows.append(("CNN teacher", *[report.mean_std(teacher_errors, digits=1)] * len(students), "-", "-"))
     table = report.markdown_table(header, rows)
@@ -102,22 +132,28 @@ def run(data, settings, seeds, output):
     axes.set_xticks(np.arange(len(runs)) + width * (len(students) - 1) / 2, [r.replace(" + ", "\n+ ") for r in runs])
     low = min(min(v) for v in errors.values())
     axes.set_ylim(0.85 * low, None)
-    figure = report.save_figure(fig, axes, output, NAME, ylabel=f"test errors (of {n:,})",
-                                title=f"Mean ± std of {len(seeds)} seed(s)")
+    figure = report.save_figure(
+        fig, axes, output, NAME, ylabel=f"test errors (of {n:,})", title=f"Mean ± std of {len(seeds)} seed(s)"
+    )
 
     blocks = " | ".join("-".join(str(w) for w in block) for block in settings["cnn_blocks"])
     units = "-".join(str(u) for u in settings["mlp_units"])
-    setup = (f"{data.describe()}; {len(seeds)} seed(s), mean ± standard deviation; relative changes are per "
-             f"seed. Teacher: {models.describe_teacher('cnn', data)}. Students: MLP 784-{units}-10 and a small CNN "
-             f"({blocks} channels, no dense layer), {settings['epochs']} epochs, Adam 1e-3, batch "
-             f"{settings['batch_size']}, the same initial weights and batches for every run of a seed; "
-             f"warm-up over {settings['warmup_epochs']} epoch(s). Settings per method: "
-             + "; ".join(f"{k}: {_describe(v)}" for k, v in METHODS.items()) + ".")
+    setup = (
+        f"{data.describe()}; {len(seeds)} seed(s), mean ± standard deviation; relative changes are per "
+        f"seed. Teacher: {models.describe_teacher('cnn', data)}. Students: MLP 784-{units}-10 and a small CNN "
+        f"({blocks} channels, no dense layer), {settings['epochs']} epochs, Adam 1e-3, batch "
+        f"{settings['batch_size']}, the same initial weights and batches for every run of a seed; "
+        f"warm-up over {settings['warmup_epochs']} epoch(s). Settings per method: "
+        + "; ".join(f"{k}: {_describe(v)}" for k, v in METHODS.items())
+        + "."
+    )
     best = {pair: min(METHODS, key=lambda m: np.mean(errors[(pair, m)])) for pair in students}
     headline = "; ".join(
         f"{pair}: labels only {np.mean(errors[(pair, 'labels only')]):.0f} errors, KD "
         f"{np.mean(errors[(pair, 'KD')]):.0f}, DKD {np.mean(errors[(pair, 'DKD')]):.0f}, best {best[pair]} "
-        f"{np.mean(errors[(pair, best[pair])]):.0f}" for pair in students)
+        f"{np.mean(errors[(pair, best[pair])]):.0f}"
+        for pair in students
+    )
     return report.Result(NAME, TITLE, PAPER, setup, table, headline, figure, time.perf_counter() - start)
 
 

@@ -27,10 +27,22 @@ TEACHERS = {
         "quick": {"units": 64, "dropout": 0.3, "epochs": 1, "batch_size": 128},
     },
     "cnn": {
-        "full": {"blocks": ((32, 32), (64, 64)), "dense": 256, "block_dropout": 0.25, "dropout": 0.5,
-                 "epochs": 10, "batch_size": 128},
-        "quick": {"blocks": ((8,), (16,)), "dense": 32, "block_dropout": 0.25, "dropout": 0.5,
-                  "epochs": 1, "batch_size": 128},
+        "full": {
+            "blocks": ((32, 32), (64, 64)),
+            "dense": 256,
+            "block_dropout": 0.25,
+            "dropout": 0.5,
+            "epochs": 10,
+            "batch_size": 128,
+        },
+        "quick": {
+            "blocks": ((8,), (16,)),
+            "dense": 32,
+            "block_dropout": 0.25,
+            "dropout": 0.5,
+            "epochs": 1,
+            "batch_size": 128,
+        },
     },
     "ensemble": {
         "full": {"members": 4, "units": (800, 800), "dropout": 0.2, "epochs": 12, "batch_size": 128},
@@ -76,8 +88,7 @@ def cnn(blocks, name, *, dense=None, block_dropout=0.0, dropout=0.0):
     for block, widths in enumerate(blocks, start=1):
         for width in widths:
             index += 1
-            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu",
-                                    name=f"{name}_conv{index}")(x)
+            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{name}_conv{index}")(x)
         x = keras.layers.MaxPooling2D(name=f"{name}_pool{block}")(x)
         if block_dropout:
             x = keras.layers.Dropout(block_dropout, name=f"{name}_dropout{block}")(x)
@@ -121,8 +132,9 @@ def trained(kind, name, build, data, seed, settings):
 
         def fit(model):
             keras.utils.set_random_seed(seed)
-            model.fit(data.x_train, data.y_train, epochs=settings["epochs"],
-                      batch_size=settings["batch_size"], verbose=0)
+            model.fit(
+                data.x_train, data.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"], verbose=0
+            )
 
         def new():
             keras.utils.set_random_seed(seed)
@@ -146,12 +158,16 @@ def describe_teacher(kind, data):
         text = f"MLP 784-{settings['units']}x2-10, dropout {settings['dropout']}"
     elif kind == "cnn":
         convolutions = " | ".join("-".join(str(w) for w in block) for block in settings["blocks"])
-        text = (f"CNN, 3x3 convolutions {convolutions} with max pooling and dropout "
-                f"{settings['block_dropout']}, Dense({settings['dense']}) with dropout {settings['dropout']}")
+        text = (
+            f"CNN, 3x3 convolutions {convolutions} with max pooling and dropout "
+            f"{settings['block_dropout']}, Dense({settings['dense']}) with dropout {settings['dropout']}"
+        )
     else:
         units = "-".join(str(u) for u in settings["units"])
-        text = (f"{settings['members']} MLPs 784-{units}-10, dropout {settings['dropout']}, each from its own "
-                "seed, their probabilities averaged")
+        text = (
+            f"{settings['members']} MLPs 784-{units}-10, dropout {settings['dropout']}, each from its own "
+            "seed, their probabilities averaged"
+        )
     return f"{text}, {settings['epochs']} epochs on every label, Adam 1e-3, batch {settings['batch_size']}"
 
 
@@ -168,8 +184,13 @@ def teacher_with_record(data, seed, kind="mlp", overrides=None):
     if kind == "mlp":
         build = lambda: mlp([settings["units"]] * 2, "teacher", dropout=settings["dropout"])  # noqa: E731
     elif kind == "cnn":
-        build = lambda: cnn(settings["blocks"], "cnn_teacher", dense=settings["dense"],  # noqa: E731
-                            block_dropout=settings["block_dropout"], dropout=settings["dropout"])
+        build = lambda: cnn(
+            settings["blocks"],
+            "cnn_teacher",
+            dense=settings["dense"],  # noqa: E731
+            block_dropout=settings["block_dropout"],
+            dropout=settings["dropout"],
+        )
     else:
         raise ValueError(f"Unknown teacher kind {kind!r}. Expected 'mlp' or 'cnn'.")
     return trained(kind, f"{kind}_teacher", build, data, seed, settings)

@@ -43,16 +43,24 @@ class Result:
 
     def markdown(self, level=2):
         hashes = "#" * level
-        return "\n".join([
-            f"{hashes} {self.title}", "",
-            f"**Paper.** {self.paper}", "",
-            f"**Here.** {self.setup}", "",
-            self.table, "",
-            f"**Headline.** {self.headline}", "",
-            f"![{self.name}]({self.figure})", "",
-            f"This experiment took {self.seconds / 60:.1f} min of `{self.command}` "
-            f"on {self.machine}.", "",
-        ])
+        return "\n".join(
+            [
+                f"{hashes} {self.title}",
+                "",
+                f"**Paper.** {self.paper}",
+                "",
+                f"**Here.** {self.setup}",
+                "",
+                self.table,
+                "",
+                f"**Headline.** {self.headline}",
+                "",
+                f"![{self.name}]({self.figure})",
+                "",
+                f"This experiment took {self.seconds / 60:.1f} min of `{self.command}` on {self.machine}.",
+                "",
+            ]
+        )
 
 
 def spread(values):
@@ -82,13 +90,25 @@ def bar_figure(output, name, labels, errors, examples):
     """A bar chart of test errors (mean, with the spread over seeds)."""
     fig, axes = figure()
     values = [np.asarray(e, dtype="float64") for e in errors]
-    axes.bar(range(len(values)), [v.mean() for v in values], yerr=[spread(v) for v in values],
-             capsize=4, color=["gray"] + [f"C{i}" for i in range(len(values) - 1)])
+    axes.bar(
+        range(len(values)),
+        [v.mean() for v in values],
+        yerr=[spread(v) for v in values],
+        capsize=4,
+        color=["gray"] + [f"C{i}" for i in range(len(values) - 1)],
+    )
     axes.set_xticks(range(len(values)), labels)
     low = min(v.min() for v in values)
     axes.set_ylim(max(0.0, low - 0.15 * low), None)
-    return save_figure(fig, axes, output, name, legend=False, ylabel=f"test errors (of {examples:,})",
-                       title=f"Mean ± std of {len(values[0])} seed(s)")
+    return save_figure(
+        fig,
+        axes,
+        output,
+        name,
+        legend=False,
+        ylabel=f"test errors (of {examples:,})",
+        title=f"Mean ± std of {len(values[0])} seed(s)",
+    )
 
 
 def figure(width=6.4, height=4.0):
@@ -108,8 +128,7 @@ def figure(width=6.4, height=4.0):
     return fig, axes
 
 
-def save_figure(fig, axes, output, name, *, title, ylabel="test accuracy (%)",
-                xlabel=None, legend=True):
+def save_figure(fig, axes, output, name, *, title, ylabel="test accuracy (%)", xlabel=None, legend=True):
     """Labels the axes, writes `output/name.png` and returns its file name."""
     from matplotlib import pyplot
 
@@ -136,10 +155,12 @@ def machine():
     except (OSError, ValueError, IndexError):
         pass
     cpu = platform.processor() or platform.machine()
-    return (f"{os.cpu_count()} CPU cores ({cpu}){memory}, {platform.system()}; "
-            f"Python {platform.python_version()}, Keras {keras.__version__}, "
-            f"backend {keras.backend.backend()}; "
-            f"{datetime.date.today().isoformat()}")
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}){memory}, {platform.system()}; "
+        f"Python {platform.python_version()}, Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()}; "
+        f"{datetime.date.today().isoformat()}"
+    )
 
 
 def write(results, output, names):
@@ -171,13 +192,18 @@ def write(results, output, names):
         [(result.title, result.paper, result.headline) for result in recorded],
     )
     minutes = sum(result.seconds for result in recorded) / 60
-    text = "\n".join([
-        "# Reproductions", "",
-        f"{len(recorded)} experiment(s), {minutes:.1f} min in all. Each section "
-        "names the command, machine and date of its run.", "",
-        summary, "",
-        *[result.markdown() for result in recorded],
-    ])
+    text = "\n".join(
+        [
+            "# Reproductions",
+            "",
+            f"{len(recorded)} experiment(s), {minutes:.1f} min in all. Each section "
+            "names the command, machine and date of its run.",
+            "",
+            summary,
+            "",
+            *[result.markdown() for result in recorded],
+        ]
+    )
     path = os.path.join(output, "RESULTS.md")
     with open(path, "w") as handle:
         handle.write(text)

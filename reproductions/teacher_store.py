@@ -88,7 +88,12 @@ def trained(name, build, fit, *, key, directory=None):
             model = build()
     start = time.perf_counter()
     fit(model)
-    record = {"name": name, "key": full_key, "seconds": time.perf_counter() - start, "trained": time.strftime("%Y-%m-%d %H:%M")}
+    record = {
+        "name": name,
+        "key": full_key,
+        "seconds": time.perf_counter() - start,
+        "trained": time.strftime("%Y-%m-%d %H:%M"),
+    }
     os.makedirs(directory, exist_ok=True)
     # Written under a temporary name and renamed, so that an interrupted
     # run never leaves a half-written model to be loaded later.

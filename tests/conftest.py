@@ -120,8 +120,14 @@ def causal_lm(layers, width, name, vocabulary=VOCABULARY, dropout=0.1, max_lengt
     """A keras-hub GPT-2 task model on pre-tokenized inputs."""
     keras_hub = pytest.importorskip("keras_hub")
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=vocabulary, num_layers=layers, num_heads=2, hidden_dim=width,
-        intermediate_dim=2 * width, max_sequence_length=max_length, dropout=dropout, name=f"{name}_backbone",
+        vocabulary_size=vocabulary,
+        num_layers=layers,
+        num_heads=2,
+        hidden_dim=width,
+        intermediate_dim=2 * width,
+        max_sequence_length=max_length,
+        dropout=dropout,
+        name=f"{name}_backbone",
     )
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
 

@@ -33,7 +33,9 @@ def test_step_time_quick(tmp_path):
 
     output = tmp_path / "step_time.md"
     # Peak memory spawns one process per run: measured on one backend only.
-    result = load("step_time").main(["--quick", "--output", str(output)] + ([] if BACKEND == "jax" else ["--no-memory"]))
+    result = load("step_time").main(
+        ["--quick", "--output", str(output)] + ([] if BACKEND == "jax" else ["--no-memory"])
+    )
     assert set(result["ratios"]) == {"a", "b", "c", "d", "e", "f"} and result["ratios"]["a"] == 1.0
     assert all(ratio > 0 for ratio in result["ratios"].values())
     assert 1.5 < result["floor"] < 1.8  # (784*1200 + 1200*1200 + 12000) / (3 * 1,274,400) + 1
@@ -84,7 +86,11 @@ def test_tuning_quick(tmp_path):
     assert random["trials"] == 3 and random["epochs"] == 3 * 2 and result["ratio"] > 0
     assert len(result["alone"]) == 3 and 0.5 < random["labels only"] <= 1.0
     text = output.read_text()
-    assert "(b) kd.tune, random search" in text and "labels only (alpha = 1)" in text and text.count(": met") + text.count(": MISSED") == 2
+    assert (
+        "(b) kd.tune, random search" in text
+        and "labels only (alpha = 1)" in text
+        and text.count(": met") + text.count(": MISSED") == 2
+    )
 
 
 def test_deploy_quick(tmp_path):
@@ -93,13 +99,20 @@ def test_deploy_quick(tmp_path):
     from tests.conftest import BACKEND
 
     if BACKEND != "tensorflow":
-        pytest.skip("the deployment benchmark runs once, on TensorFlow; quantize_student and export run on every backend")
+        pytest.skip(
+            "the deployment benchmark runs once, on TensorFlow; quantize_student and export run on every backend"
+        )
     pytest.importorskip("onnxruntime")
     output = tmp_path / "deploy.md"
     measured = load("deploy").main(["--quick", "--students", "mlp", "--formats", "onnx", "--output", str(output)])
     assert set(measured["mlp"]) == {
-        "float32", "int8 post-training", "int8 recovered (LoRA + KD)", "int8 quantization-aware KD",
-        "int4 post-training", "int4 recovered (LoRA + KD)", "int4 quantization-aware KD",
+        "float32",
+        "int8 post-training",
+        "int8 recovered (LoRA + KD)",
+        "int8 quantization-aware KD",
+        "int4 post-training",
+        "int4 recovered (LoRA + KD)",
+        "int4 quantization-aware KD",
     }
     assert all(0.1 < accuracy <= 1.0 for accuracy in measured["mlp"].values())
     text = output.read_text()
@@ -115,7 +128,7 @@ def test_lm_memory_quick(tmp_path):
         pytest.skip("the memory benchmark reads XLA's memory analysis: JAX only")
     output = tmp_path / "lm_memory.md"
     rows = load("lm_memory").main(["--quick", "--output", str(output)])
-    (vocabulary, dense_peak, chunked_peak, _, _, loss_difference, gradient_difference), = rows
+    ((vocabulary, dense_peak, chunked_peak, _, _, loss_difference, gradient_difference),) = rows
     assert vocabulary == 2048 and chunked_peak < dense_peak
     assert loss_difference < 1e-5 and gradient_difference < 1e-5
     assert "| 2,048 |" in output.read_text()

@@ -37,8 +37,9 @@ def table_rows(text):
 
 def test_demo_quick(tmp_path):
     output = str(tmp_path / "out")
-    stdout = run_demo("--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1",
-                     "--export", "onnx")
+    stdout = run_demo(
+        "--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1", "--export", "onnx"
+    )
     assert f"Backend: {BACKEND}." in stdout
     with open(os.path.join(output, "results.md")) as f:
         text = f.read()
@@ -46,8 +47,13 @@ def test_demo_quick(tmp_path):
     rows = [row for row in table_rows(main) if not row.startswith("| trial") and "alpha = 1" not in row]
     names = [row.split("|")[1].strip() for row in rows]
     assert names[:7] == [
-        "MLP teacher", "student from scratch", "distilled student", "student from scratch, all labels (reference)",
-        "CNN teacher", "wide student from scratch", "wide student distilled from the CNN",
+        "MLP teacher",
+        "student from scratch",
+        "distilled student",
+        "student from scratch, all labels (reference)",
+        "CNN teacher",
+        "wide student from scratch",
+        "wide student distilled from the CNN",
     ]
     assert names[7].startswith("wide student, tuned")
     for row in rows[:4] + rows[5:8]:
@@ -64,10 +70,16 @@ def test_demo_quick(tmp_path):
     assert keras.saving.load_model(os.path.join(output, "student_few_labels.keras")).count_params() == 25450
     assert os.path.exists(os.path.join(output, "student_savedmodel", "saved_model.pb"))
     # --quantize / --export: the tuned student's variants, each exported and measured, in one more table.
-    deployment = text[text.index("## Deployment"):]
+    deployment = text[text.index("## Deployment") :]
     variants = [line.split("|")[1].strip() for line in deployment.splitlines() if line.startswith("| ")][1:]
-    assert variants == ["float32", "float32", "int4 post-training", "int4 post-training",
-                        "int4 recovered (LoRA + KD)", "int4 recovered (LoRA + KD)"]
+    assert variants == [
+        "float32",
+        "float32",
+        "int4 post-training",
+        "int4 post-training",
+        "int4 recovered (LoRA + KD)",
+        "int4 recovered (LoRA + KD)",
+    ]
     assert os.path.exists(os.path.join(output, "deploy", "student_int4_recovered.onnx"))
 
 
@@ -77,24 +89,59 @@ def test_distill_saved_models(tmp_path):
     student.save(tmp_path / "student.keras")
     output = str(tmp_path / "out")
     stdout = run_cli(
-        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
-        "--data", "digits", "--epochs", "2", "--output", output,
+        "distill",
+        "--teacher",
+        str(tmp_path / "teacher.keras"),
+        "--student",
+        str(tmp_path / "student.keras"),
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--output",
+        output,
     )
     assert "distilled student" in stdout
     distilled = keras.saving.load_model(os.path.join(output, "student.keras"))
     assert not all(np.array_equal(a, b) for a, b in zip(distilled.get_weights(), student.get_weights()))
     stdout = run_cli(
-        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
-        "--data", "digits", "--epochs", "1", "--tune", "2", "--output", output,
+        "distill",
+        "--teacher",
+        str(tmp_path / "teacher.keras"),
+        "--student",
+        str(tmp_path / "student.keras"),
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--tune",
+        "2",
+        "--output",
+        output,
     )
     assert "tuned student" in stdout and "labels only (alpha = 1)" in stdout
 
 
 def test_distill_rejects_unknown_data(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "keras_distill", "distill", "--teacher", "t.keras", "--student", "s.keras",
-         "--data", "nope.csv", "--output", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "keras_distill",
+            "distill",
+            "--teacher",
+            "t.keras",
+            "--student",
+            "s.keras",
+            "--data",
+            "nope.csv",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 2
     assert "keras-distill: error: Unknown --data. Received: 'nope.csv'" in result.stderr
@@ -114,20 +161,42 @@ def test_distill_quantizes_and_exports_with_one_table(tmp_path):
     student.save(tmp_path / "student.keras")
     output = str(tmp_path / "out")
     stdout = run_cli(
-        "distill", "--teacher", str(tmp_path / "teacher.keras"), "--student", str(tmp_path / "student.keras"),
-        "--data", "digits", "--epochs", "2", "--output", output, "--quantize", "int8", "--recover-epochs", "1",
-        "--export", "onnx,litert",
+        "distill",
+        "--teacher",
+        str(tmp_path / "teacher.keras"),
+        "--student",
+        str(tmp_path / "student.keras"),
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--output",
+        output,
+        "--quantize",
+        "int8",
+        "--recover-epochs",
+        "1",
+        "--export",
+        "onnx,litert",
     )
     assert "## Deployment" in stdout
     with open(os.path.join(output, "results.md")) as f:
         text = f.read()
-    deployment = text[text.index("## Deployment"):]
-    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in deployment.splitlines()
-            if line.startswith("| ") and not line.startswith("| student |")]
+    deployment = text[text.index("## Deployment") :]
+    rows = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in deployment.splitlines()
+        if line.startswith("| ") and not line.startswith("| student |")
+    ]
     assert [(row[0], row[1]) for row in rows] == [
-        ("float32", "keras"), ("float32", "onnx"), ("float32", "litert"), ("int8 by the LiteRT converter", "litert"),
-        ("int8 post-training", "keras"), ("int8 post-training", "onnx"),
-        ("int8 recovered (LoRA + KD)", "keras"), ("int8 recovered (LoRA + KD)", "onnx"),
+        ("float32", "keras"),
+        ("float32", "onnx"),
+        ("float32", "litert"),
+        ("int8 by the LiteRT converter", "litert"),
+        ("int8 post-training", "keras"),
+        ("int8 post-training", "onnx"),
+        ("int8 recovered (LoRA + KD)", "keras"),
+        ("int8 recovered (LoRA + KD)", "onnx"),
     ]
     accuracy = {(row[0], row[1]): float(row[2].rstrip("%")) for row in rows}
     assert all(0.0 <= value <= 100.0 for value in accuracy.values())
@@ -136,8 +205,13 @@ def test_distill_quantizes_and_exports_with_one_table(tmp_path):
         if format != "keras" and (name, "keras") in accuracy:
             assert abs(accuracy[name, format] - accuracy[name, "keras"]) <= 0.6, accuracy
     directory = os.path.join(output, "deploy")
-    for name in ("student_float32.onnx", "student_float32.tflite", "student_litert_int8.tflite",
-                 "student_int8_post_training.keras", "student_int8_recovered.onnx"):
+    for name in (
+        "student_float32.onnx",
+        "student_float32.tflite",
+        "student_litert_int8.tflite",
+        "student_int8_post_training.keras",
+        "student_int8_recovered.onnx",
+    ):
         assert os.path.exists(os.path.join(directory, name)), sorted(os.listdir(directory))
     recovered = keras.saving.load_model(os.path.join(directory, "student_int8_recovered.keras"))
     assert {layer.quantization_mode for layer in recovered.layers} == {"int8"}
@@ -145,9 +219,26 @@ def test_distill_quantizes_and_exports_with_one_table(tmp_path):
 
 def test_unknown_export_formats_are_refused_before_training(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "keras_distill", "distill", "--teacher", "t.keras", "--student", "s.keras",
-         "--data", "digits", "--export", "onnx,coreml", "--output", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "keras_distill",
+            "distill",
+            "--teacher",
+            "t.keras",
+            "--student",
+            "s.keras",
+            "--data",
+            "digits",
+            "--export",
+            "onnx,coreml",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 2
     assert "argument --export: takes a comma-separated list of tf_saved_model, onnx, litert" in result.stderr

@@ -32,8 +32,14 @@ def test_deploy_saves_exports_and_measures_every_artifact(digits, tmp_path):
     (x_train, y_train), (x_test, y_test) = digits
     student, teacher = make_pair()
     student.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    rows = deploy.deploy(deploy.variants(student, teacher, x_train, y_train, None), x_test[:100], y_test[:100],
-                         str(tmp_path), formats=("onnx",), latency_runs=3)
+    rows = deploy.deploy(
+        deploy.variants(student, teacher, x_train, y_train, None),
+        x_test[:100],
+        y_test[:100],
+        str(tmp_path),
+        formats=("onnx",),
+        latency_runs=3,
+    )
     assert [(row["student"], row["format"]) for row in rows] == [("float32", "keras"), ("float32", "onnx")]
     logits = student.predict(x_test[:100], verbose=0)
     expected = float(np.mean(np.argmax(logits, -1) == y_test[:100]))

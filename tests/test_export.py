@@ -19,10 +19,11 @@ def _inputs(count=16):
 
 @pytest.mark.parametrize("format", ["tf_saved_model", "onnx", "litert"])
 def test_each_format_computes_what_the_model_computes(tmp_path, format):
-    pytest.importorskip(RUNTIMES[format], reason=f"{format} needs {RUNTIMES[format]}: pip install keras-distill[export]")
+    pytest.importorskip(
+        RUNTIMES[format], reason=f"{format} needs {RUNTIMES[format]}: pip install keras-distill[export]"
+    )
     student = make_mlp(8, name="student")
-    report = export(student, os.path.join(tmp_path, "student"), format=format, sample_inputs=_inputs(),
-                    latency_runs=5)
+    report = export(student, os.path.join(tmp_path, "student"), format=format, sample_inputs=_inputs(), latency_runs=5)
     assert os.path.exists(report.path)
     assert report.format == format and report.examples == 16
     assert report.max_difference <= report.tolerance == 1e-4
@@ -46,16 +47,14 @@ def test_a_mismatching_artifact_is_an_error_naming_format_difference_and_input(t
 
     monkeypatch.setattr(export_module, "_runner", perturbed)
     with pytest.raises(ExportMismatchError, match=r"onnx artifact .* differ by up to 0\.25 .*sample input 5 of 16"):
-        export(make_mlp(8, name="student"), os.path.join(tmp_path, "student"), format="onnx",
-               sample_inputs=_inputs())
+        export(make_mlp(8, name="student"), os.path.join(tmp_path, "student"), format="onnx", sample_inputs=_inputs())
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4"])
 def test_a_quantized_student_exports_to_onnx_and_is_checked(tmp_path, mode):
     pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
     student = kd.quantize_student(make_mlp(8, name="student"), mode=mode, method="ptq")
-    report = export(student, os.path.join(tmp_path, "student"), format="onnx", sample_inputs=_inputs(),
-                    latency_runs=5)
+    report = export(student, os.path.join(tmp_path, "student"), format="onnx", sample_inputs=_inputs(), latency_runs=5)
     assert report.max_difference <= 1e-4
 
 
@@ -65,10 +64,17 @@ def test_litert_refuses_keras_quantized_layers_and_quantizes_itself(tmp_path):
     quantized = kd.quantize_student(student, mode="int8", method="ptq")
     with pytest.raises(ValueError, match=r"TFLite converter cannot convert.*litert_int8=True"):
         export(quantized, os.path.join(tmp_path, "q"), format="litert")
-    float_report = export(student, os.path.join(tmp_path, "float"), format="litert", sample_inputs=_inputs(),
-                          latency_runs=5)
-    int8_report = export(student, os.path.join(tmp_path, "int8"), format="litert", sample_inputs=_inputs(),
-                         litert_int8=True, latency_runs=5)
+    float_report = export(
+        student, os.path.join(tmp_path, "float"), format="litert", sample_inputs=_inputs(), latency_runs=5
+    )
+    int8_report = export(
+        student,
+        os.path.join(tmp_path, "int8"),
+        format="litert",
+        sample_inputs=_inputs(),
+        litert_int8=True,
+        latency_runs=5,
+    )
     assert int8_report.size_bytes < 0.5 * float_report.size_bytes
     assert int8_report.max_difference <= int8_report.tolerance
     assert int8_report.tolerance >= 0.02 and int8_report.max_difference > 1e-6  # rounded, within 2% of the logits

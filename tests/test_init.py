@@ -42,9 +42,7 @@ def place(module):
     for layer, groups in enumerate(LAYERS):
         for group, prefixes in groups.items():
             for prefix in prefixes:
-                if (module == prefix or module.startswith(prefix + ".")) and (
-                    best is None or len(prefix) > best[2]
-                ):
+                if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[2]):
                     best = (layer, group, len(prefix))
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
     return best[:2]
@@ -121,10 +119,29 @@ def test_the_application_uses_the_package_as_a_user_does():
 
 
 def test_the_public_names():
-    for name in ("Distiller", "FeatureDistiller", "HintDistiller", "FSPDistiller", "MutualLearner",
-                 "AssistantChain", "BornAgain", "precompute_teacher_outputs", "with_teacher_outputs"):
+    for name in (
+        "Distiller",
+        "FeatureDistiller",
+        "HintDistiller",
+        "FSPDistiller",
+        "MutualLearner",
+        "AssistantChain",
+        "BornAgain",
+        "precompute_teacher_outputs",
+        "with_teacher_outputs",
+    ):
         assert hasattr(kd, name), name
-    assert sorted(kd.distillers.__all__ if hasattr(kd.distillers, "__all__") else [
-        name for name in dir(kd.distillers) if name[0].isupper()
-    ]) == ["AssistantChain", "BornAgain", "Distiller", "FSPDistiller", "FeatureDistiller", "HintDistiller", "MutualLearner",
-         "OnPolicyDistiller"]
+    assert sorted(
+        kd.distillers.__all__
+        if hasattr(kd.distillers, "__all__")
+        else [name for name in dir(kd.distillers) if name[0].isupper()]
+    ) == [
+        "AssistantChain",
+        "BornAgain",
+        "Distiller",
+        "FSPDistiller",
+        "FeatureDistiller",
+        "HintDistiller",
+        "MutualLearner",
+        "OnPolicyDistiller",
+    ]

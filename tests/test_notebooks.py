@@ -18,7 +18,9 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "strip outputs"
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     assert os.path.exists(tmp_path / "student.keras")
     if name != "07_language_model.ipynb":  # a keras-hub model: .keras only
         assert os.path.exists(tmp_path / "student_savedmodel" / "saved_model.pb")

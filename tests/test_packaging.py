@@ -19,15 +19,33 @@ def test_the_wheel_holds_the_library_alone(tmp_path):
     # Built from a copy of the tracked tree, so that no build folder is left
     # in the checkout and nothing untracked can slip into the wheel.
     source = tmp_path / "source"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         os.makedirs(source / os.path.dirname(name), exist_ok=True)
         if os.path.isfile(os.path.join(ROOT, name)):
             shutil.copy(os.path.join(ROOT, name), source / name)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-         str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (wheel,) = os.listdir(tmp_path / "dist")
@@ -36,7 +54,9 @@ def test_the_wheel_holds_the_library_alone(tmp_path):
     assert top == {"keras_distill", "keras_distill-0.1.0.dist-info"}, top
     modules = {name for name in names if name.endswith(".py")}
     assert "keras_distill/distillers/distiller.py" in modules and "keras_distill/cli.py" in modules
-    application = [name for name in modules if any(
-        word in name for word in ("experiments", "reproductions", "demo", "jobs", "benchmark", "examples")
-    )]
+    application = [
+        name
+        for name in modules
+        if any(word in name for word in ("experiments", "reproductions", "demo", "jobs", "benchmark", "examples"))
+    ]
     assert not application, application

@@ -62,8 +62,9 @@ def test_recovery_by_distillation_moves_the_quantized_student_toward_the_teacher
     teacher, student = trained
     (x, y), (x_test, _) = digits
     post_training = kd.quantize_student(student, mode="int4", method="ptq")
-    recovered = kd.quantize_student(student, teacher, x, y, mode="int4", method="lora", epochs=3,
-                                    alpha=0.0, temperature=1.0)
+    recovered = kd.quantize_student(
+        student, teacher, x, y, mode="int4", method="lora", epochs=3, alpha=0.0, temperature=1.0
+    )
     target = keras.ops.convert_to_numpy(keras.ops.softmax(teacher.predict(x_test, verbose=0)))
 
     def distance(model):

@@ -13,7 +13,8 @@ def greedy_reference(teacher, token_ids, mask):
     token_ids = token_ids.copy()
     for position in range(1, LENGTH):
         logits = keras.ops.convert_to_numpy(
-            teacher({"token_ids": token_ids, "padding_mask": np.ones_like(mask)}, training=False))
+            teacher({"token_ids": token_ids, "padding_mask": np.ones_like(mask)}, training=False)
+        )
         fill = ~mask[:, position]
         token_ids[fill, position] = np.argmax(logits[fill, position - 1], axis=-1)
     return token_ids
@@ -28,8 +29,9 @@ def test_tokenized_prompts_give_the_teachers_greedy_continuations_and_weights(tm
     token_ids = np.where(mask, rng.integers(1, 12, (4, LENGTH)), 0).astype("int32")
     teacher.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", sampler="top_k")
     optimizer, sampler = teacher.optimizer, teacher.sampler
-    x, y, weights = kd.generate_distillation_data(teacher, {"token_ids": token_ids, "padding_mask": mask},
-                                                  batch_size=3, path=str(tmp_path / "data.npz"))
+    x, y, weights = kd.generate_distillation_data(
+        teacher, {"token_ids": token_ids, "padding_mask": mask}, batch_size=3, path=str(tmp_path / "data.npz")
+    )
     # The teacher's own compile (optimizer, sampler) is left as it was.
     assert teacher.optimizer is optimizer and teacher.sampler is sampler
     expected = greedy_reference(teacher, token_ids, mask)
@@ -42,8 +44,9 @@ def test_tokenized_prompts_give_the_teachers_greedy_continuations_and_weights(tm
     np.testing.assert_array_equal(stored["labels"], y)
     # Ready for fit: the student learns the teacher's outputs.
     student = causal_lm(1, 8, "student")
-    student.compile(optimizer=keras.optimizers.Adam(1e-2),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    student.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = student.fit(x, y, sample_weight=weights, epochs=20, batch_size=4, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
 

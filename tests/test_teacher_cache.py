@@ -100,9 +100,7 @@ def test_several_teachers_probabilities_and_class_subsets(digits):
     logits = kd.precompute_teacher_outputs([first, second], x)
     assert logits.shape == (200, 2, 10)
     # The softmax teacher is stored as log-probabilities.
-    np.testing.assert_allclose(
-        logits[:, 1], np.log(keras.ops.convert_to_numpy(second(x))), rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(logits[:, 1], np.log(keras.ops.convert_to_numpy(second(x))), rtol=1e-5, atol=1e-5)
     live = distiller.evaluate(x, labels, batch_size=50, return_dict=True, verbose=0)
     cached = distiller.evaluate(x, kd.with_teacher_outputs(labels, logits), batch_size=50, return_dict=True, verbose=0)
     for key in live:
@@ -148,7 +146,9 @@ def test_dataset_cache_trains_as_the_live_teacher(digits):
 def test_dataset_with_inputs_only(digits):
     (x, _), _ = digits
     student, teacher = make_pair()
-    cached = kd.precompute_teacher_outputs(teacher, tf.data.Dataset.from_tensor_slices(x[:64]).batch(16), dtype="float16")
+    cached = kd.precompute_teacher_outputs(
+        teacher, tf.data.Dataset.from_tensor_slices(x[:64]).batch(16), dtype="float16"
+    )
     element = next(iter(cached))
     assert set(element[1]) == {"teacher_logits"} and element[1]["teacher_logits"].dtype == tf.float16
     distiller = kd.Distiller(student, teacher)

@@ -23,8 +23,15 @@ def test_the_label_only_student_is_a_trial_and_never_beaten_on_validation(digits
     teacher = trained_teacher(x, y)
     before = [w.copy() for w in teacher.get_weights()]
     result = kd.tune(
-        lambda: make_mlp(8, name="student"), teacher, x, y, validation_data=(x_val, y_val),
-        max_trials=3, epochs=2, directory=str(tmp_path), verbose=0,
+        lambda: make_mlp(8, name="student"),
+        teacher,
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        max_trials=3,
+        epochs=2,
+        directory=str(tmp_path),
+        verbose=0,
     )
     assert len(result.trials) == 3 and [row["trial"] for row in result.trials].count(kd.tuning.BASELINE) == 1
     baseline = next(row for row in result.trials if row["trial"] == kd.tuning.BASELINE)
@@ -45,8 +52,15 @@ def test_the_label_only_student_is_a_trial_and_never_beaten_on_validation(digits
     record = os.path.join(tmp_path, "tune", "labels_only.json")
     stamp = os.path.getmtime(record)
     more = kd.tune(
-        lambda: make_mlp(8, name="student"), teacher, x, y, validation_data=(x_val, y_val),
-        max_trials=4, epochs=2, directory=str(tmp_path), verbose=0,
+        lambda: make_mlp(8, name="student"),
+        teacher,
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        max_trials=4,
+        epochs=2,
+        directory=str(tmp_path),
+        verbose=0,
     )
     assert len(more.trials) == 4 and os.path.getmtime(record) == stamp
     assert {row["trial"] for row in result.trials} < {row["trial"] for row in more.trials}

@@ -59,8 +59,7 @@ def as_teacher_list(teacher):
     teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
     if not teachers:
         raise ValueError(
-            "`teacher` is an empty list. Pass a keras.Model, or a list of "
-            "them to distill from several teachers."
+            "`teacher` is an empty list. Pass a keras.Model, or a list of them to distill from several teachers."
         )
     for index, model in enumerate(teachers):
         check_model(model, "teacher" if len(teachers) == 1 else f"teacher[{index}]")
@@ -256,8 +255,7 @@ def check_teacher_classes(teacher_classes, teacher_shape, student_shape, teacher
         )
     if len(set(classes)) != len(classes):
         raise ValueError(
-            f"`teacher_classes` repeats a class: {classes}. Each student class "
-            "maps to one distinct teacher class."
+            f"`teacher_classes` repeats a class: {classes}. Each student class maps to one distinct teacher class."
         )
     if teacher_shape is not None and teacher_shape[-1] is not None:
         bad = [c for c in classes if not 0 <= c < teacher_shape[-1]]
@@ -279,7 +277,14 @@ def check_teacher_classes(teacher_classes, teacher_shape, student_shape, teacher
 
 
 def check_top_k(
-    top_k, *, argument="teacher_top_k", teacher_count=1, teacher_classes=None, classes=None, loss=None, standardize=False
+    top_k,
+    *,
+    argument="teacher_top_k",
+    teacher_count=1,
+    teacher_classes=None,
+    classes=None,
+    loss=None,
+    standardize=False,
 ):
     """The one check of top-k teacher outputs: an int k between 1 and the
     number of classes (where known), one teacher over the student's own
@@ -346,8 +351,7 @@ def _layer_spec(side, pair):
     if isinstance(side, (tuple, list)) and side and all(isinstance(name, str) for name in side):
         return tuple(side)
     raise ValueError(
-        "Each side of a pair must be a layer name or a tuple of layer names. "
-        f"Received: {side!r} in the pair {pair!r}."
+        f"Each side of a pair must be a layer name or a tuple of layer names. Received: {side!r} in the pair {pair!r}."
     )
 
 
@@ -369,8 +373,16 @@ def normalize_pair_weights(pair_weights, count):
 
 
 def check_distiller_models(
-    owner, student, teacher, teacher_output_kind, teacher_weights, teacher_classes, teacher_top_k,
-    separate_teacher_inputs, *, takes_separate_teacher_inputs,
+    owner,
+    student,
+    teacher,
+    teacher_output_kind,
+    teacher_weights,
+    teacher_classes,
+    teacher_top_k,
+    separate_teacher_inputs,
+    *,
+    takes_separate_teacher_inputs,
 ):
     """Every check of a distiller's models and teacher options, before it is
     built. Returns `(teachers, kinds, weights)`: the teachers as a list, what

@@ -182,8 +182,17 @@ class CompileConfigMixin:
 
 
 def resolve_compile_arguments(
-    loss, student_loss_fn, distillation_loss, distillation_loss_fn, alpha, temperature, standardize_logits, kwargs,
-    *, teacher_top_k, separate_teacher_inputs,
+    loss,
+    student_loss_fn,
+    distillation_loss,
+    distillation_loss_fn,
+    alpha,
+    temperature,
+    standardize_logits,
+    kwargs,
+    *,
+    teacher_top_k,
+    separate_teacher_inputs,
 ):
     """`Distiller.compile`'s own arguments, checked and resolved before
     anything changes. Returns `(loss, distillation_loss, alpha, temperature,
@@ -211,8 +220,7 @@ def resolve_compile_arguments(
         )
     if not isinstance(standardize_logits, bool):
         raise TypeError(
-            "`standardize_logits` must be True or False. Received: "
-            f"standardize_logits={standardize_logits!r}."
+            f"`standardize_logits` must be True or False. Received: standardize_logits={standardize_logits!r}."
         )
     checks.check_top_k(teacher_top_k, loss=resolved, standardize=standardize_logits)
     if separate_teacher_inputs:

@@ -126,9 +126,12 @@ def check_labels(labels, loss, classes, *, owner="the student"):
         if ignore is not None:
             outside = outside[outside != ignore]
         if outside.size:
-            fix = (f"or mark unlabeled examples with ignore_class={ignore}" if ignore is not None else
-                   "or, for unlabeled examples, pick a value such as -1 and pass "
-                   "SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)")
+            fix = (
+                f"or mark unlabeled examples with ignore_class={ignore}"
+                if ignore is not None
+                else "or, for unlabeled examples, pick a value such as -1 and pass "
+                "SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)"
+            )
             raise ValueError(
                 f"{outside.size} label(s) are outside the {classes} classes of {owner} (0 to {classes - 1}): "
                 f"{_examples(outside)}. Give {owner} as many output units as there are classes, {fix}."

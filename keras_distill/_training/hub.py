@@ -44,9 +44,9 @@ def preprocess(model, x, y=None, sample_weight=None, *, batch_size=None, shuffle
         if shuffle:
             dataset = dataset.shuffle(len(x), reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size or 32)
-    return dataset.map(
-        lambda *args: preprocessor(*args), num_parallel_calls=tf.data.AUTOTUNE
-    ).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(lambda *args: preprocessor(*args), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
 
 
 def preprocess_arguments(student, x, y, kwargs, *, shuffle=False):
@@ -61,7 +61,11 @@ def preprocess_arguments(student, x, y, kwargs, *, shuffle=False):
             "student (they become a tf.data.Dataset). Pass validation_data."
         )
     dataset = preprocess(
-        student, x, y, kwargs.pop("sample_weight", None),
-        batch_size=kwargs.pop("batch_size", None), shuffle=shuffle,
+        student,
+        x,
+        y,
+        kwargs.pop("sample_weight", None),
+        batch_size=kwargs.pop("batch_size", None),
+        shuffle=shuffle,
     )
     return dataset, None

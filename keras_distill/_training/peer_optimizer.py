@@ -37,10 +37,7 @@ class PeerOptimizer(keras.optimizers.Optimizer):
                 "PeerOptimizer has no variable groups. It is built by "
                 "MutualLearner.compile(optimizer=[...]); use it there."
             )
-        return [
-            [index for index, variable in enumerate(variables) if id(variable) in ids]
-            for ids in self._group_ids
-        ]
+        return [[index for index, variable in enumerate(variables) if id(variable) in ids] for ids in self._group_ids]
 
     def build(self, variables):
         super().build(variables)
@@ -49,9 +46,7 @@ class PeerOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables[:] + [
-            variable for optimizer in self.optimizers for variable in optimizer.variables
-        ]
+        return self._variables[:] + [variable for optimizer in self.optimizers for variable in optimizer.variables]
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
@@ -62,9 +57,7 @@ class PeerOptimizer(keras.optimizers.Optimizer):
                 self.build(trainable_variables)
         grads = list(grads)
         for optimizer, indices in zip(self.optimizers, self._split(trainable_variables)):
-            optimizer.apply(
-                [grads[i] for i in indices], [trainable_variables[i] for i in indices]
-            )
+            optimizer.apply([grads[i] for i in indices], [trainable_variables[i] for i in indices])
         self._iterations.assign_add(1)
 
     def get_config(self):

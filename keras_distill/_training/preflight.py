@@ -57,7 +57,12 @@ class PreflightMixin:
         if self.cached_outputs_refusal is not None and data_checks.uses_cached_outputs(x, y):
             raise ValueError(self.cached_outputs_refusal)
         data_checks.check_cached_outputs(
-            x, y, self.teachers, self.teacher_classes, self._distillation_loss, self._standardize_logits,
+            x,
+            y,
+            self.teachers,
+            self.teacher_classes,
+            self._distillation_loss,
+            self._standardize_logits,
             classes=self._classes(),
         )
 
@@ -81,7 +86,9 @@ class PreflightMixin:
             raise self._missing_labels_error()
         inputs, targets = data_checks.sample(x, y)
         labels, _ = step.split_target(targets)
-        data_checks.check_labels(labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}")
+        data_checks.check_labels(
+            labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}"
+        )
         data_checks.check_finite_inputs(inputs)
 
     def _missing_labels_error(self):

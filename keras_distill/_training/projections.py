@@ -54,9 +54,7 @@ def build_regressor(student_shape, teacher_shape, *, data_format=None, name=None
             "the teacher's, and a convolution can only shrink it",
         )
     kernel = tuple(s - t + 1 for s, t in zip(student_size, teacher_size))
-    return _CONVOLUTIONS[len(student_shape)](
-        channels, kernel, padding="valid", data_format=data_format, name=name
-    )
+    return _CONVOLUTIONS[len(student_shape)](channels, kernel, padding="valid", data_format=data_format, name=name)
 
 
 def _error(student_shape, teacher_shape, reason):

@@ -125,9 +125,7 @@ def mixture_logits(teacher_logits, teacher_weights, temperature):
     temperature loss does, gives back the mixture exactly.
     """
     temperature = ops.cast(temperature, "float32")
-    log_probs = ops.stack(
-        [ops.log_softmax(logits / temperature, axis=-1) for logits in teacher_logits], axis=0
-    )
+    log_probs = ops.stack([ops.log_softmax(logits / temperature, axis=-1) for logits in teacher_logits], axis=0)
     log_weights = ops.log(ops.convert_to_tensor(teacher_weights, "float32"))
     log_weights = ops.reshape(log_weights, (-1,) + (1,) * (len(log_probs.shape) - 1))
     return temperature * ops.logsumexp(log_probs + log_weights, axis=0)
@@ -222,11 +220,7 @@ def regularization_loss(losses, teacher_losses):
     regularizer adds losses when it runs, and they must not train the
     student. Divided by the replicas in sync, like the Keras losses.
     """
-    own = [
-        ops.cast(ops.sum(loss), "float32")
-        for loss in losses
-        if not any(loss is other for other in teacher_losses)
-    ]
+    own = [ops.cast(ops.sum(loss), "float32") for loss in losses if not any(loss is other for other in teacher_losses)]
     if not own:
         return ops.zeros((), dtype="float32")
     total = ops.sum(ops.stack(own))

@@ -100,18 +100,14 @@ class AssistantChain:
         histories = []
         if self.train_teacher:
             teacher = self._stages.supervised(self.teacher)
-            histories.append(
-                teacher.fit(x, y, epochs=epochs.pop(0), callbacks=callbacks.pop(0), **kwargs)
-            )
+            histories.append(teacher.fit(x, y, epochs=epochs.pop(0), callbacks=callbacks.pop(0), **kwargs))
         self.distillers = []
         for teacher, student, stage_epochs, stage_callbacks in zip(
             self.models[:-1], self.models[1:], epochs, callbacks
         ):
             distiller = self._stages.distiller(student, teacher)
             self.distillers.append(distiller)
-            histories.append(
-                distiller.fit(x, y, epochs=stage_epochs, callbacks=stage_callbacks, **kwargs)
-            )
+            histories.append(distiller.fit(x, y, epochs=stage_epochs, callbacks=stage_callbacks, **kwargs))
         return histories
 
     def get_config(self):

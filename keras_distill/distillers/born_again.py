@@ -72,8 +72,7 @@ class BornAgain:
         checks.check_model(model, "build_model()")
         if any(model is other for other in self.models):
             raise ValueError(
-                "`build_model` returned a model it had returned before. It "
-                "must build a new model at each call."
+                "`build_model` returned a model it had returned before. It must build a new model at each call."
             )
         return model
 
@@ -88,19 +87,13 @@ class BornAgain:
         callbacks = per_stage_callbacks(callbacks, self.generations)
         self.models = [self._new_model(0)]
         histories = [
-            self._stages.supervised(self.models[0]).fit(
-                x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs
-            )
+            self._stages.supervised(self.models[0]).fit(x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs)
         ]
         for generation in range(1, self.generations):
             model = self._new_model(generation)
             distiller = self._stages.distiller(model, self.models[-1])
             self.models.append(model)
-            histories.append(
-                distiller.fit(
-                    x, y, epochs=epochs[generation], callbacks=callbacks[generation], **kwargs
-                )
-            )
+            histories.append(distiller.fit(x, y, epochs=epochs[generation], callbacks=callbacks[generation], **kwargs))
         return histories
 
     def ensemble(self, generations=None, metrics=("accuracy",)):
@@ -123,9 +116,7 @@ class BornAgain:
                 "build_model=lambda generation: make_model(name=f'generation_{generation}')."
             )
         inputs = keras.Input(tuple(chosen[0].inputs[0].shape[1:]), dtype=chosen[0].inputs[0].dtype)
-        outputs = keras.layers.Average()(
-            [keras.layers.Softmax()(model(inputs, training=False)) for model in chosen]
-        )
+        outputs = keras.layers.Average()([keras.layers.Softmax()(model(inputs, training=False)) for model in chosen])
         ensemble = keras.Model(inputs, outputs, name="born_again_ensemble")
         ensemble.compile(loss="sparse_categorical_crossentropy", metrics=list(metrics))
         return ensemble

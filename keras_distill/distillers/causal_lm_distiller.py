@@ -66,8 +66,7 @@ class CausalLMDistiller(Distiller):
         "cached teacher outputs. Pass the labels alone, or use keras_distill.Distiller with the cache."
     )
 
-    def __init__(self, student, teacher, *, chunk_size=128, teacher_top_k=None, name="causal_lm_distiller",
-                 **kwargs):
+    def __init__(self, student, teacher, *, chunk_size=128, teacher_top_k=None, name="causal_lm_distiller", **kwargs):
         for role, model in (("student", student), ("teacher", teacher)):
             _check_causal_lm(model, role)
         super().__init__(student, teacher, teacher_top_k=teacher_top_k, name=name, **kwargs)
@@ -116,8 +115,7 @@ class CausalLMDistiller(Distiller):
         batch_size = ops.shape(y_pred)[0]
         self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
         self.distillation_loss_tracker.update_state(step.unscale(distillation_loss), sample_weight=batch_size)
-        return (self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
-                + self._regularization_loss())
+        return self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss + self._regularization_loss()
 
     def _chunk_losses(self, student_hidden, teacher_hidden, labels, weights):
         """The weighted sums of the two per-token losses over one chunk."""
@@ -126,7 +124,12 @@ class CausalLMDistiller(Distiller):
         targets = self._targets.from_outputs([teacher_logits])
         loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
         return step.response_losses(
-            self._student_loss, loss, labels, targets.values, student_logits, standardize=self._standardize_logits,
+            self._student_loss,
+            loss,
+            labels,
+            targets.values,
+            student_logits,
+            standardize=self._standardize_logits,
             reduce=lambda loss_fn, y_true, y_pred: ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights),
         )
 
@@ -183,8 +186,9 @@ def chunked_token_losses(student_hidden, teacher_hidden, labels, weights, chunk_
         totals = [zero, zero]
         for start in range(0, length, chunk_size):
             end = min(start + chunk_size, length)
-            parts = rematerialized(student_hidden[:, start:end], teacher_hidden[:, start:end],
-                                   labels[:, start:end], weights[:, start:end])
+            parts = rematerialized(
+                student_hidden[:, start:end], teacher_hidden[:, start:end], labels[:, start:end], weights[:, start:end]
+            )
             totals = [totals[0] + parts[0], totals[1] + parts[1]]
         return totals[0], totals[1]
 

@@ -145,8 +145,15 @@ class Distiller(
         **kwargs,
     ):
         teachers, kinds, weights = checks.check_distiller_models(
-            type(self).__name__, student, teacher, teacher_output_kind, teacher_weights, teacher_classes, teacher_top_k,
-            separate_teacher_inputs, takes_separate_teacher_inputs=self.takes_separate_teacher_inputs,
+            type(self).__name__,
+            student,
+            teacher,
+            teacher_output_kind,
+            teacher_weights,
+            teacher_classes,
+            teacher_top_k,
+            separate_teacher_inputs,
+            takes_separate_teacher_inputs=self.takes_separate_teacher_inputs,
         )
         super().__init__(name=name, **kwargs)
         self.student = student
@@ -227,8 +234,16 @@ class Distiller(
                 `run_eagerly`, `steps_per_execution`, ...).
         """
         loss, distillation_loss, alpha, temperature, student_loss, resolved = resolve_compile_arguments(
-            loss, student_loss_fn, distillation_loss, distillation_loss_fn, alpha, temperature, standardize_logits,
-            kwargs, teacher_top_k=self.teacher_top_k, separate_teacher_inputs=self.separate_teacher_inputs,
+            loss,
+            student_loss_fn,
+            distillation_loss,
+            distillation_loss_fn,
+            alpha,
+            temperature,
+            standardize_logits,
+            kwargs,
+            teacher_top_k=self.teacher_top_k,
+            separate_teacher_inputs=self.separate_teacher_inputs,
         )
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
@@ -306,7 +321,12 @@ class Distiller(
         if labels is None and (self._student_loss is not None or getattr(loss, "needs_labels", False)):
             raise self._missing_labels_error()
         student_loss, distillation_loss = step.response_losses(
-            self._student_loss, loss, labels, targets.values, student_logits, standardize=self._standardize_logits,
+            self._student_loss,
+            loss,
+            labels,
+            targets.values,
+            student_logits,
+            standardize=self._standardize_logits,
             reduce=lambda loss_fn, y_true, y_pred: loss_fn(y_true, y_pred, sample_weight=sample_weight),
         )
         batch_size = ops.shape(student_logits)[0]

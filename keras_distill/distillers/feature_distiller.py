@@ -106,20 +106,14 @@ class FeatureDistiller(Distiller):
                 "keras_distill.Distiller(student, teacher=[...]) to distill "
                 "several teachers' outputs."
             )
-        super().__init__(
-            student, teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs
-        )
+        super().__init__(student, teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs)
         self.pairs = checks.normalize_pairs(pairs)
         self.pair_weights = checks.normalize_pair_weights(pair_weights, len(self.pairs))
         self.feature_loss = get_feature_loss(feature_loss)
         teacher_layers = _unique(spec for spec, _ in self.pairs)
         student_layers = _unique(spec for _, spec in self.pairs)
-        self.teacher_features = features_module.build_feature_extractor(
-            teacher, teacher_layers
-        )
-        self.student_features = features_module.build_feature_extractor(
-            student, student_layers
-        )
+        self.teacher_features = features_module.build_feature_extractor(teacher, teacher_layers)
+        self.student_features = features_module.build_feature_extractor(student, student_layers)
         self._projections_arg = projections
         self.projections = self._build_projections(projections)
         self._check_pairs()
@@ -138,11 +132,7 @@ class FeatureDistiller(Distiller):
                 if teacher_shape == student_shape or isinstance(teacher_shape, list):
                     built.append(keras.layers.Identity())
                 else:
-                    built.append(
-                        build_regressor(
-                            student_shape, teacher_shape, name=f"projection_{index}"
-                        )
-                    )
+                    built.append(build_regressor(student_shape, teacher_shape, name=f"projection_{index}"))
             return built
         if isinstance(projections, (keras.layers.Layer, dict)):
             projections = [projections]
@@ -153,10 +143,7 @@ class FeatureDistiller(Distiller):
                 f"Received {len(projections)}: {projections!r}. Pass a list "
                 "with a layer (or None) for each pair, or projections='auto'."
             )
-        return [
-            keras.layers.Identity() if layer is None else _deserialize_layer(layer)
-            for layer in projections
-        ]
+        return [keras.layers.Identity() if layer is None else _deserialize_layer(layer) for layer in projections]
 
     def _check_pairs(self):
         """Builds the projections and checks every pair's shapes."""
@@ -168,9 +155,7 @@ class FeatureDistiller(Distiller):
                 if not projection.built:
                     projection.build(student_shape)
                 student_shape = tuple(
-                    projection.compute_output_spec(
-                        keras.KerasTensor(student_shape, dtype="float32")
-                    ).shape
+                    projection.compute_output_spec(keras.KerasTensor(student_shape, dtype="float32")).shape
                 )
             elif not isinstance(projection, keras.layers.Identity):
                 raise ValueError(
@@ -183,14 +168,9 @@ class FeatureDistiller(Distiller):
                 if check is not None:
                     check(teacher_shape, student_shape)
                 elif isinstance(teacher_shape, tuple):
-                    check_same_shape(
-                        teacher_shape, student_shape, type(self.feature_loss).__name__
-                    )
+                    check_same_shape(teacher_shape, student_shape, type(self.feature_loss).__name__)
             except ValueError as error:
-                raise ValueError(
-                    f"Pair (teacher {teacher_spec!r}, student {student_spec!r}): "
-                    f"{error}"
-                ) from None
+                raise ValueError(f"Pair (teacher {teacher_spec!r}, student {student_spec!r}): {error}") from None
 
     @property
     def feature_weight(self):
@@ -228,16 +208,12 @@ class FeatureDistiller(Distiller):
     def compute_feature_loss(self, teacher_features, student_features, sample_weight=None):
         """The weighted sum over pairs of the feature loss (float32)."""
         total = ops.zeros((), dtype="float32")
-        for (teacher_spec, student_spec), weight, projection in zip(
-            self.pairs, self.pair_weights, self.projections
-        ):
+        for (teacher_spec, student_spec), weight, projection in zip(self.pairs, self.pair_weights, self.projections):
             teacher = _gather(teacher_features, teacher_spec)
             student = _gather(student_features, student_spec)
             if isinstance(student_spec, str):
                 student = projection(student)
-            loss = self.feature_loss(
-                as_float32(teacher), as_float32(student), sample_weight=sample_weight
-            )
+            loss = self.feature_loss(as_float32(teacher), as_float32(student), sample_weight=sample_weight)
             total = total + weight * ops.cast(loss, "float32")
         return total
 
@@ -250,9 +226,7 @@ class FeatureDistiller(Distiller):
         student_logits = y_pred[FINAL_OUTPUT]
         loss_weights, _ = step.token_weights(x, student_logits, sample_weight)
         feature_loss = self.compute_feature_loss(teacher_features, y_pred, loss_weights)
-        self.feature_loss_tracker.update_state(
-            step.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0]
-        )
+        self.feature_loss_tracker.update_state(step.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0])
         return (
             self._response_loss(labels, targets, student_logits, loss_weights)
             + self._feature_weight * feature_loss
@@ -290,9 +264,7 @@ class FeatureDistiller(Distiller):
         if optimizer is None:
             optimizer = "adam"
             if self.compiled and self.optimizer is not None:
-                optimizer = self.optimizer.__class__.from_config(
-                    self.optimizer.get_config()
-                )
+                optimizer = self.optimizer.__class__.from_config(self.optimizer.get_config())
         compile_kwargs = {}
         if self.compiled:
             compile_kwargs["jit_compile"] = self.jit_compile
@@ -313,11 +285,7 @@ class FeatureDistiller(Distiller):
 
     def fit(self, x=None, *args, **kwargs):
         self._check_compiled("fit")
-        if (
-            self.requires_feature_stage
-            and not self.feature_stage_done
-            and self.feature_weight == 0
-        ):
+        if self.requires_feature_stage and not self.feature_stage_done and self.feature_weight == 0:
             stage = self.stage_method
             raise ValueError(
                 f"{type(self).__name__}.fit() was called before {stage}() "
@@ -338,8 +306,7 @@ class FeatureDistiller(Distiller):
             if isinstance(projections, keras.layers.Layer):
                 projections = [projections]
             projections = [
-                None if layer is None else keras.saving.serialize_keras_object(layer)
-                for layer in projections
+                None if layer is None else keras.saving.serialize_keras_object(layer) for layer in projections
             ]
         config.update(
             {

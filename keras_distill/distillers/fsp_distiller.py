@@ -71,9 +71,7 @@ class FSPDistiller(FeatureDistiller):
             if not (
                 isinstance(pair, (list, tuple))
                 and len(pair) == 2
-                and all(
-                    isinstance(side, (list, tuple)) and len(side) == 2 for side in pair
-                )
+                and all(isinstance(side, (list, tuple)) and len(side) == 2 for side in pair)
             ):
                 raise ValueError(
                     "Each FSP pair names two teacher layers and two student "
@@ -92,9 +90,7 @@ class FSPDistiller(FeatureDistiller):
         )
         self.data_format = self.feature_loss.data_format
 
-    def compile(
-        self, optimizer="adam", loss=None, metrics=None, *, fsp_weight=None, alpha=1.0, **kwargs
-    ):
+    def compile(self, optimizer="adam", loss=None, metrics=None, *, fsp_weight=None, alpha=1.0, **kwargs):
         """Configures stage 2; see `keras_distill.Distiller.compile`.
 
         Args:
@@ -104,9 +100,7 @@ class FSPDistiller(FeatureDistiller):
                 paper's stage 2 trains on labels only).
             **kwargs: As in `keras_distill.Distiller.compile`.
         """
-        self._compile_with_weight(
-            fsp_weight, optimizer, loss, metrics, alpha=alpha, **kwargs
-        )
+        self._compile_with_weight(fsp_weight, optimizer, loss, metrics, alpha=alpha, **kwargs)
 
     def fit_fsp(self, x=None, y=None, **kwargs):
         """Stage 1 of FSP; see `FeatureDistiller.fit_features`."""

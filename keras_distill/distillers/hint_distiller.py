@@ -107,9 +107,7 @@ class HintDistiller(FeatureDistiller):
         )
         self._regressor_arg = regressor_arg
         self.hint_layer = hint_layer if isinstance(hint_layer, str) else hint_layers
-        self.guided_layer = (
-            guided_layer if isinstance(guided_layer, str) else guided_layers
-        )
+        self.guided_layer = guided_layer if isinstance(guided_layer, str) else guided_layers
 
     @property
     def regressors(self):
@@ -154,14 +152,9 @@ class HintDistiller(FeatureDistiller):
 def _as_list(value, argument):
     if isinstance(value, str):
         return [value]
-    if isinstance(value, (list, tuple)) and value and all(
-        isinstance(name, str) for name in value
-    ):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(name, str) for name in value):
         return list(value)
-    raise ValueError(
-        f"`{argument}` must be a layer name or a list of layer names. "
-        f"Received: {argument}={value!r}."
-    )
+    raise ValueError(f"`{argument}` must be a layer name or a list of layer names. Received: {argument}={value!r}.")
 
 
 def _default_regressors(student, teacher, pairs):

@@ -60,7 +60,11 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
 
     def __init__(self, models, temperature=1.0, name="mutual_learner", **kwargs):
         models = checks.check_models(
-            models, "models", minimum=2, needs="MutualLearner needs a cohort of at least two models", example="[net_a, net_b]"
+            models,
+            "models",
+            minimum=2,
+            needs="MutualLearner needs a cohort of at least two models",
+            example="[net_a, net_b]",
         )
         names = [model.name for model in models]
         if len(set(names)) != len(names):
@@ -82,9 +86,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
         self.peers = list(models)
         self._temperature = add_hyperparameter(self, "temperature", check_temperature(temperature))
         self._mimicry = SoftTargetKLDivergence(temperature=self._temperature)
-        self.peer_loss_trackers = [
-            keras.metrics.Mean(name=f"{model.name}_loss") for model in models
-        ]
+        self.peer_loss_trackers = [keras.metrics.Mean(name=f"{model.name}_loss") for model in models]
         self.peer_metrics = []
         self._metric_owners = []
         self._peer_loss = None
@@ -263,9 +265,7 @@ def _peer_metrics(metrics, prefix, loss):
             built.append(metric.__class__.from_config(config))
         elif callable(metric):
             built.append(
-                keras.metrics.MeanMetricWrapper(
-                    metric, name=f"{prefix}_{getattr(metric, '__name__', 'metric')}"
-                )
+                keras.metrics.MeanMetricWrapper(metric, name=f"{prefix}_{getattr(metric, '__name__', 'metric')}")
             )
         else:
             raise TypeError(

@@ -85,18 +85,35 @@ class OnPolicyDistiller(Distiller):
         "not cover them. Fit on the inputs and labels alone, or use keras_distill.Distiller with the cache."
     )
 
-    def __init__(self, student, teacher, *, lmbda=0.5, sampling_temperature=1.0, end_token_id=None, seed=None,
-                 name="on_policy_distiller", **kwargs):
+    def __init__(
+        self,
+        student,
+        teacher,
+        *,
+        lmbda=0.5,
+        sampling_temperature=1.0,
+        end_token_id=None,
+        seed=None,
+        name="on_policy_distiller",
+        **kwargs,
+    ):
         if not _compat.generates_with_cache(student):
             raise ValueError(
                 "OnPolicyDistiller samples from the student through its key/value cache, so the student must "
                 f"be a keras-hub CausalLM (GPT2CausalLM, GemmaCausalLM, ...). Received {type(student).__name__} "
                 f"{getattr(student, 'name', '')!r}. For other models use keras_distill.Distiller."
             )
-        self.lmbda = check_number(lmbda, "lmbda", example=0.5, at_least=0.0, at_most=1.0,
-                                  note="It is the fraction of batches the student generates.")
-        self.sampling_temperature = check_number(sampling_temperature, "sampling_temperature", example=1.0,
-                                                 at_least=0.0, note="0 samples greedily.")
+        self.lmbda = check_number(
+            lmbda,
+            "lmbda",
+            example=0.5,
+            at_least=0.0,
+            at_most=1.0,
+            note="It is the fraction of batches the student generates.",
+        )
+        self.sampling_temperature = check_number(
+            sampling_temperature, "sampling_temperature", example=1.0, at_least=0.0, note="0 samples greedily."
+        )
         if end_token_id is not None:
             end_token_id = check_int(end_token_id, "end_token_id", example=2, at_least=0)
         if seed is not None:
@@ -106,8 +123,18 @@ class OnPolicyDistiller(Distiller):
         self.seed = seed
         self._sampling_seed = keras.random.SeedGenerator(seed, name="sampling_seed")
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, *, alpha=None, beta=None, temperature=None,
-                distillation_loss=None, **kwargs):
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        metrics=None,
+        *,
+        alpha=None,
+        beta=None,
+        temperature=None,
+        distillation_loss=None,
+        **kwargs,
+    ):
         if loss is not None or alpha not in (None, 0, 0.0):
             raise ValueError(
                 "OnPolicyDistiller trains on the teacher's scores alone (GKD has no hard-label term): the "
@@ -120,15 +147,23 @@ class OnPolicyDistiller(Distiller):
                 f"distillation_loss={distillation_loss!r}; for the generalized JSD pass beta alone."
             )
         if distillation_loss is None:
-            distillation_loss = GeneralizedJSD(beta=0.5 if beta is None else beta,
-                                               temperature=1.0 if temperature is None else temperature)
+            distillation_loss = GeneralizedJSD(
+                beta=0.5 if beta is None else beta, temperature=1.0 if temperature is None else temperature
+            )
         if getattr(get_distillation_loss(distillation_loss), "needs_labels", False):
             raise ValueError(
                 f"distillation_loss={distillation_loss!r} needs the labels, which a generated sequence does not "
                 "have. Use a divergence: the generalized JSD (`beta`), 'kl' or 'reverse_kl'."
             )
-        super().compile(optimizer=optimizer, loss=None, metrics=metrics, alpha=0.0, temperature=temperature,
-                        distillation_loss=distillation_loss, **kwargs)
+        super().compile(
+            optimizer=optimizer,
+            loss=None,
+            metrics=metrics,
+            alpha=0.0,
+            temperature=temperature,
+            distillation_loss=distillation_loss,
+            **kwargs,
+        )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         self._labels_only(y)
@@ -180,8 +215,9 @@ class OnPolicyDistiller(Distiller):
         first = ops.argmax(ops.cast(learned, "int32"), axis=1)
         first = ops.where(ops.any(learned, axis=1), first, length)
         prompt = ops.less_equal(positions, first[:, None])
-        tokens, seed = sample_continuations(self.student, token_ids, prompt, self._sampling_seed, seed,
-                                            self.sampling_temperature)
+        tokens, seed = sample_continuations(
+            self.student, token_ids, prompt, self._sampling_seed, seed, self.sampling_temperature
+        )
         real = ops.logical_not(prompt)
         if self.end_token_id is not None:
             ends = ops.cast(ops.logical_and(ops.equal(tokens, self.end_token_id), real), "int32")
@@ -192,8 +228,13 @@ class OnPolicyDistiller(Distiller):
         return {"token_ids": tokens, "padding_mask": padding_mask}, ops.cast(new_weights, "float32"), seed
 
     def get_config(self):
-        return {**super().get_config(), "lmbda": self.lmbda, "sampling_temperature": self.sampling_temperature,
-                "end_token_id": self.end_token_id, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "lmbda": self.lmbda,
+            "sampling_temperature": self.sampling_temperature,
+            "end_token_id": self.end_token_id,
+            "seed": self.seed,
+        }
 
 
 def sample_continuations(causal_lm, token_ids, prompt_mask, seed_generator, seed, temperature):
@@ -234,4 +275,3 @@ def sample_continuations(causal_lm, token_ids, prompt_mask, seed_generator, seed
 
     tokens, _, seed = ops.fori_loop(1, token_ids.shape[1], body, (token_ids, cache, seed))
     return ops.stop_gradient(tokens), seed
-

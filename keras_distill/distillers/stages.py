@@ -42,9 +42,7 @@ class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
         # A function, not an attribute: Keras would track the teacher twice.
         self._teachers = lambda: [distiller.teacher]
         self._feature_loss = distiller.compute_feature_loss
-        self.feature_loss_tracker = keras.metrics.Mean(
-            name=distiller.feature_metric_name
-        )
+        self.feature_loss_tracker = keras.metrics.Mean(name=distiller.feature_metric_name)
 
     def _frozen_models(self):
         return self._teachers()
@@ -57,9 +55,7 @@ class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
         teacher = keras.tree.map_structure(ops.stop_gradient, dict(teacher))
         loss = self._feature_loss(teacher, y_pred, sample_weight)
         first = next(iter(y_pred.values()))
-        self.feature_loss_tracker.update_state(
-            step.unscale(loss), sample_weight=ops.shape(first)[0]
-        )
+        self.feature_loss_tracker.update_state(step.unscale(loss), sample_weight=ops.shape(first)[0])
         return loss + step.regularization_loss(self.losses, self.teacher_front.losses)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -67,9 +63,7 @@ class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
 
 
 def _names(extractor):
-    return [
-        name for name in extractor.output if name != features_module.FINAL_OUTPUT
-    ]
+    return [name for name in extractor.output if name != features_module.FINAL_OUTPUT]
 
 
 def optimizer_factory(optimizer):

@@ -89,9 +89,7 @@ class AttentionTransfer(FeatureLoss):
         self.data_format = resolve_data_format(data_format)
 
     def call(self, y_true, y_pred):
-        return attention_transfer(
-            y_true, y_pred, p=self.p, data_format=self.data_format
-        )
+        return attention_transfer(y_true, y_pred, p=self.p, data_format=self.data_format)
 
     def check_shapes(self, teacher_shape, student_shape):
         spatial = slice(1, -1) if self.data_format == "channels_last" else slice(2, None)

@@ -122,8 +122,7 @@ def resolve_data_format(data_format):
     data_format = data_format or keras.config.image_data_format()
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}."
+            f"`data_format` must be 'channels_last' or 'channels_first'. Received: data_format={data_format!r}."
         )
     return data_format
 

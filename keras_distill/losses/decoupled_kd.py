@@ -140,7 +140,9 @@ class DecoupledKD(LogitLoss):
     uses_temperature = True
     needs_labels = True
 
-    def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, reduction="sum_over_batch_size", name="decoupled_kd", dtype=None):
+    def __init__(
+        self, alpha=1.0, beta=8.0, temperature=4.0, reduction="sum_over_batch_size", name="decoupled_kd", dtype=None
+    ):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
         self.alpha = check_number(alpha, "alpha", example=1.0, at_least=0.0)
         self.beta = check_number(beta, "beta", example=8.0, at_least=0.0)

@@ -60,9 +60,9 @@ def generalized_jsd(teacher_logits, student_logits, *, beta=0.5, temperature=1.0
             ),
             axis=0,
         )
-        return beta * kl_from_log_probs(teacher_log_probs, mixture_log_probs) + (
-            1.0 - beta
-        ) * kl_from_log_probs(student_log_probs, mixture_log_probs)
+        return beta * kl_from_log_probs(teacher_log_probs, mixture_log_probs) + (1.0 - beta) * kl_from_log_probs(
+            student_log_probs, mixture_log_probs
+        )
 
     return tempered(divergence, teacher_logits, student_logits, temperature)
 

@@ -92,8 +92,10 @@ class FSPLoss(FeatureLoss):
     def check_shapes(self, teacher_shape, student_shape):
         matrices = []
         for side, shapes in (("teacher", teacher_shape), ("student", student_shape)):
-            if not isinstance(shapes, (tuple, list)) or len(shapes) != 2 or not all(
-                isinstance(shape, (tuple, list)) for shape in shapes
+            if (
+                not isinstance(shapes, (tuple, list))
+                or len(shapes) != 2
+                or not all(isinstance(shape, (tuple, list)) for shape in shapes)
             ):
                 raise ValueError(
                     f"FSPLoss compares pairs of feature maps. Received for the "
@@ -142,8 +144,7 @@ def _pool_to_common_size(feature_a, feature_b, data_format):
     if all(b >= a for a, b in zip(size_a, size_b)):
         return feature_a, _pool(feature_b, size_b, size_a, data_format)
     raise ValueError(
-        "Cannot pool one map of an FSP pair to the other's size. Received "
-        f"spatial sizes {size_a} and {size_b}."
+        f"Cannot pool one map of an FSP pair to the other's size. Received spatial sizes {size_a} and {size_b}."
     )
 
 
@@ -155,6 +156,4 @@ def _pool(feature, size, target, data_format):
             "divide evenly (e.g. 28x28 and 14x14)."
         )
     pool = tuple(s // t for s, t in zip(size, target))
-    return ops.average_pool(
-        feature, pool, strides=pool, padding="valid", data_format=data_format
-    )
+    return ops.average_pool(feature, pool, strides=pool, padding="valid", data_format=data_format)

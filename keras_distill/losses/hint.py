@@ -19,9 +19,7 @@ def hint_loss(teacher_features, student_features):
     Returns:
         A float32 tensor of shape `(batch,)`.
     """
-    difference = ops.cast(student_features, "float32") - ops.cast(
-        teacher_features, "float32"
-    )
+    difference = ops.cast(student_features, "float32") - ops.cast(teacher_features, "float32")
     difference = ops.reshape(difference, (ops.shape(difference)[0], -1))
     return 0.5 * ops.sum(ops.square(difference), axis=-1)
 

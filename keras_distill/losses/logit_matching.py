@@ -24,12 +24,8 @@ def logit_matching(teacher_logits, student_logits, *, center=True):
     teacher_logits = ops.cast(teacher_logits, "float32")
     student_logits = ops.cast(student_logits, "float32")
     if center:
-        teacher_logits = teacher_logits - ops.mean(
-            teacher_logits, axis=-1, keepdims=True
-        )
-        student_logits = student_logits - ops.mean(
-            student_logits, axis=-1, keepdims=True
-        )
+        teacher_logits = teacher_logits - ops.mean(teacher_logits, axis=-1, keepdims=True)
+        student_logits = student_logits - ops.mean(student_logits, axis=-1, keepdims=True)
     return ops.mean(ops.square(student_logits - teacher_logits), axis=-1)
 
 

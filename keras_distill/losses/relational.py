@@ -53,9 +53,7 @@ def _normalized_distances(features):
     features = flatten(features)
     squared = ops.sum(ops.square(features), axis=-1)
     distances = (
-        ops.expand_dims(squared, 0)
-        + ops.expand_dims(squared, 1)
-        - 2.0 * ops.matmul(features, ops.transpose(features))
+        ops.expand_dims(squared, 0) + ops.expand_dims(squared, 1) - 2.0 * ops.matmul(features, ops.transpose(features))
     )
     distances = ops.sqrt(ops.maximum(distances, DISTANCE_EPSILON))
     off_diagonal = 1.0 - ops.eye(ops.shape(features)[0], dtype="float32")

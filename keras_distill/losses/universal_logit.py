@@ -88,8 +88,9 @@ class UniversalLogitDistillation(LogitLoss):
     uses_temperature = True
     accepts_other_vocabularies = True
 
-    def __init__(self, temperature=1.0, reduction="sum_over_batch_size", name="universal_logit_distillation",
-                 dtype=None):
+    def __init__(
+        self, temperature=1.0, reduction="sum_over_batch_size", name="universal_logit_distillation", dtype=None
+    ):
         super().__init__(temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):

@@ -107,7 +107,9 @@ def test_per_token_sample_weight_is_a_mask_too():
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
     masked = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     full = dict(x, padding_mask=np.ones_like(mask))
-    weighted = distiller.evaluate(full, labels, sample_weight=mask.astype("float32"), batch_size=8, verbose=0, return_dict=True)
+    weighted = distiller.evaluate(
+        full, labels, sample_weight=mask.astype("float32"), batch_size=8, verbose=0, return_dict=True
+    )
     for key in masked:
         np.testing.assert_allclose(weighted[key], masked[key], rtol=1e-5, err_msg=key)
 

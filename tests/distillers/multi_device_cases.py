@@ -70,8 +70,9 @@ def train(kind, weights):
         part.set_weights(values)
     histories = {}
     if kind == "hint":
-        stage = model.fit_hints(x, batch_size=32, epochs=1, shuffle=False, verbose=0,
-                                optimizer=keras.optimizers.SGD(0.1))
+        stage = model.fit_hints(
+            x, batch_size=32, epochs=1, shuffle=False, verbose=0, optimizer=keras.optimizers.SGD(0.1)
+        )
         histories.update({f"stage1_{k}": v for k, v in stage.history.items()})
     history = model.fit(x, y, sample_weight=sample_weight, batch_size=32, epochs=2, shuffle=False, verbose=0)
     histories.update(history.history)

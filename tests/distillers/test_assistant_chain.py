@@ -14,19 +14,23 @@ def weights(model):
 
 def test_chain_distills_stage_by_stage(digits, tmp_path):
     (x, y), (x_test, y_test) = digits
-    teacher, assistant, student = make_mlp(32, name="teacher"), make_mlp(16, name="assistant"), make_mlp(8, name="student")
+    teacher, assistant, student = (
+        make_mlp(32, name="teacher"),
+        make_mlp(16, name="assistant"),
+        make_mlp(8, name="student"),
+    )
     chain = kd.AssistantChain([teacher, assistant, student], train_teacher=True)
     optimizer = keras.optimizers.Adam(5e-3)
-    chain.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.1, temperature=4.0)
+    chain.compile(
+        optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.1, temperature=4.0
+    )
     seen = []
 
     class Recorder(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             seen.append(self.model.name)
 
-    histories = chain.fit(
-        x, y, epochs=[3, 2, 1], callbacks=[Recorder()], validation_data=(x_test, y_test), verbose=0
-    )
+    histories = chain.fit(x, y, epochs=[3, 2, 1], callbacks=[Recorder()], validation_data=(x_test, y_test), verbose=0)
     assert [len(h.history["loss"]) for h in histories] == [3, 2, 1]
     assert "val_accuracy" in histories[2].history and "distillation_loss" in histories[2].history
     assert seen == ["teacher", "distiller", "distiller"]
@@ -53,7 +57,11 @@ def test_chain_distills_stage_by_stage(digits, tmp_path):
 
 def test_chain_keeps_earlier_models_fixed(digits):
     (x, y), _ = digits
-    teacher, assistant, student = make_mlp(32, name="teacher"), make_mlp(16, name="assistant"), make_mlp(8, name="student")
+    teacher, assistant, student = (
+        make_mlp(32, name="teacher"),
+        make_mlp(16, name="assistant"),
+        make_mlp(8, name="student"),
+    )
     teacher_before = weights(teacher)
     chain = kd.AssistantChain([teacher, assistant, student])
     chain.compile(optimizer=lambda: keras.optimizers.SGD(0.1), loss=SCCE, alpha=0.5)

@@ -17,7 +17,9 @@ def test_born_again_generations_and_ensemble(digits, tmp_path):
         return make_mlp(16, name=f"generation_{generation}")
 
     born_again = kd.BornAgain(build, generations=3)
-    born_again.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.5, temperature=2.0)
+    born_again.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.5, temperature=2.0
+    )
     histories = born_again.fit(x, y, epochs=[3, 2, 2], verbose=0)
     assert built == [0, 1, 2] and len(histories) == 3 and len(born_again.models) == 3
     assert "distillation_loss" not in histories[0].history and "distillation_loss" in histories[1].history
@@ -32,7 +34,9 @@ def test_born_again_generations_and_ensemble(digits, tmp_path):
     path = str(tmp_path / "generation_2.keras")
     born_again.models[-1].save(path)
     np.testing.assert_allclose(
-        keras.saving.load_model(path).predict(x_test, verbose=0), born_again.models[-1].predict(x_test, verbose=0), rtol=1e-6
+        keras.saving.load_model(path).predict(x_test, verbose=0),
+        born_again.models[-1].predict(x_test, verbose=0),
+        rtol=1e-6,
     )
 
 

@@ -53,8 +53,9 @@ CASES = {
     "reverse_kl": dict(distillation_loss="reverse_kl", temperature=1.0),
     "jsd": dict(distillation_loss="jsd", temperature=1.5),
     "dkd": dict(distillation_loss="dkd", temperature=4.0),
-    "kl, standardized, labels only half": dict(distillation_loss="kl", temperature=2.0, standardize_logits=True,
-                                               alpha=0.25),
+    "kl, standardized, labels only half": dict(
+        distillation_loss="kl", temperature=2.0, standardize_logits=True, alpha=0.25
+    ),
     "no labels": dict(distillation_loss="kl", temperature=2.0, alpha=0.0, loss=None),
 }
 
@@ -87,10 +88,16 @@ def test_chunked_top_k_equals_the_dense_top_k(models):
     teacher, student = models
     x, labels, mask = token_batch(8)
     losses = []
-    for distiller in (kd.Distiller(student, teacher, teacher_top_k=3),
-                      kd.CausalLMDistiller(student, teacher, teacher_top_k=3, chunk_size=4)):
-        distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          alpha=0.5, temperature=2.0)
+    for distiller in (
+        kd.Distiller(student, teacher, teacher_top_k=3),
+        kd.CausalLMDistiller(student, teacher, teacher_top_k=3, chunk_size=4),
+    ):
+        distiller.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            alpha=0.5,
+            temperature=2.0,
+        )
         losses.append(loss_and_gradients(distiller, x, labels, mask.astype("float32")))
     np.testing.assert_allclose(losses[1][0], losses[0][0], rtol=1e-5)
     for gradient, reference in zip(losses[1][1], losses[0][1]):
@@ -105,14 +112,17 @@ def test_fit_follows_the_full_logit_distiller_and_leaves_the_teacher():
         teacher, student = causal_lm(2, 16, "teacher"), causal_lm(1, 8, "student")
         before = [np.array(w) for w in teacher.get_weights()]
         student_before = [np.array(w) for w in student.get_weights()]
-        distiller = (kd.CausalLMDistiller(student, teacher, chunk_size=4) if chunked
-                     else kd.Distiller(student, teacher))
-        distiller.compile(optimizer=keras.optimizers.Adam(1e-3),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), alpha=0.5,
-                          temperature=1.0)
+        distiller = kd.CausalLMDistiller(student, teacher, chunk_size=4) if chunked else kd.Distiller(student, teacher)
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            alpha=0.5,
+            temperature=1.0,
+        )
         keras.utils.set_random_seed(1)
-        history = distiller.fit(x, labels, sample_weight=mask.astype("float32"), epochs=3, batch_size=8,
-                                shuffle=False, verbose=0)
+        history = distiller.fit(
+            x, labels, sample_weight=mask.astype("float32"), epochs=3, batch_size=8, shuffle=False, verbose=0
+        )
         histories.append(history.history)
         students.append(student)
         assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
@@ -128,14 +138,19 @@ def test_what_a_chunked_loss_cannot_do_is_refused(models, digits):
     teacher, student = models
     distiller = kd.CausalLMDistiller(student, teacher)
     with pytest.raises(ValueError, match="takes no `metrics`.*full"):
-        distiller.compile(optimizer="adam", metrics=["accuracy"],
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        distiller.compile(
+            optimizer="adam", metrics=["accuracy"], loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
     with pytest.raises(ValueError, match="correlates classes across the whole batch"):
-        distiller.compile(optimizer="adam", distillation_loss="dist",
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        distiller.compile(
+            optimizer="adam",
+            distillation_loss="dist",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     with pytest.raises(ValueError, match="no `ignore_class`.*padding_mask"):
-        distiller.compile(optimizer="adam",
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+        distiller.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+        )
     with pytest.raises(ValueError, match="needs keras-hub CausalLM models"):
         kd.CausalLMDistiller(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), teacher)
     distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

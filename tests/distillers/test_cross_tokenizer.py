@@ -34,8 +34,8 @@ def train_bpe(texts, vocabulary_size):
     tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=vocabulary_size, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False)
+        vocab_size=vocabulary_size, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
 
@@ -73,8 +73,13 @@ def test_a_byte_level_teacher_distills_into_a_bpe_student():
     distiller = kd.Distiller(student, teacher, separate_teacher_inputs=True)
     with pytest.raises(ValueError, match="token by token.*distillation_loss='uld'"):
         distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy", distillation_loss="kl")
-    distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
-                      alpha=0.5, temperature=1.0, distillation_loss="uld")
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss="sparse_categorical_crossentropy",
+        alpha=0.5,
+        temperature=1.0,
+        distillation_loss="uld",
+    )
     with pytest.raises(ValueError, match="must be a dict \\{'student'.*Received \\['padding_mask', 'token_ids'\\]"):
         distiller.fit(student_x, labels, sample_weight=weights, verbose=0)
 

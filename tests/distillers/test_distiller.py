@@ -133,10 +133,9 @@ def test_loss_equals_numpy_with_sample_weight(digits, jit_compile):
     weights = np.random.default_rng(0).uniform(0, 2, size=len(x)).astype("float32")
     distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=3.0, jit_compile=jit_compile)
-    expected = (
-        0.3 * np.sum(weights * numpy_sparse_ce(y, predict(student, x))) / len(x)
-        + 0.7 * np.sum(weights * numpy_kl(predict(teacher, x), predict(student, x), 3.0)) / len(x)
-    )
+    expected = 0.3 * np.sum(weights * numpy_sparse_ce(y, predict(student, x))) / len(x) + 0.7 * np.sum(
+        weights * numpy_kl(predict(teacher, x), predict(student, x), 3.0)
+    ) / len(x)
     logs = distiller.evaluate(x, y, sample_weight=weights, batch_size=len(x), verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
     # The first training step reports the loss of the weights before it.
@@ -158,9 +157,10 @@ def test_regularization_of_student_only(digits):
     student_logits = predict(student, x)
     regularization = float(sum(ops.convert_to_numpy(loss) for loss in student.losses))
     assert regularization > 0.01
-    unregularized = 0.5 * numpy_sparse_ce(y, student_logits).mean() + 0.5 * numpy_kl(
-        predict(teacher, x), student_logits, 2.0
-    ).mean()
+    unregularized = (
+        0.5 * numpy_sparse_ce(y, student_logits).mean()
+        + 0.5 * numpy_kl(predict(teacher, x), student_logits, 2.0).mean()
+    )
     for _ in range(2):  # a second call must not pick up the teacher's losses either
         logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
         np.testing.assert_allclose(logs["loss"], unregularized + regularization, rtol=1e-5)
@@ -309,9 +309,7 @@ def test_distillation_loss_choices(digits, distillation_loss, reference):
         np.testing.assert_allclose(logs["distillation_loss"], reference(t, s) + entropy, rtol=1e-4)
     elif distillation_loss == "logit_matching":
         centered = lambda z: z - z.mean(-1, keepdims=True)  # noqa: E731
-        np.testing.assert_allclose(
-            logs["distillation_loss"], np.mean((centered(s) - centered(t)) ** 2), rtol=1e-5
-        )
+        np.testing.assert_allclose(logs["distillation_loss"], np.mean((centered(s) - centered(t)) ** 2), rtol=1e-5)
     else:
         np.testing.assert_allclose(logs["distillation_loss"], reference(t, s), rtol=1e-5)
 
@@ -359,9 +357,10 @@ def test_mixed_precision_teacher_with_float32_student(digits):
     assert teacher.compute_dtype == "float16"
     distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=SCCE, alpha=0.5, temperature=2.0)
-    expected = 0.5 * numpy_sparse_ce(y, predict(student, x)).mean() + 0.5 * numpy_kl(
-        predict(teacher, x).astype("float32"), predict(student, x), 2.0
-    ).mean()
+    expected = (
+        0.5 * numpy_sparse_ce(y, predict(student, x)).mean()
+        + 0.5 * numpy_kl(predict(teacher, x).astype("float32"), predict(student, x), 2.0).mean()
+    )
     logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
     history = distiller.fit(x, y, epochs=2, verbose=0)
@@ -406,7 +405,9 @@ def test_conflicting_temperatures():
 
 
 def test_output_shapes_differ():
-    with pytest.raises(ValueError, match=r"teacher 'teacher' outputs \(batch, 10\) and student 'student' outputs \(batch, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"teacher 'teacher' outputs \(batch, 10\) and student 'student' outputs \(batch, 5\)"
+    ):
         kd.Distiller(student=make_mlp(name="student", classes=5), teacher=make_mlp(name="teacher"))
 
 
@@ -611,9 +612,7 @@ def test_several_teachers_and_classes_round_trip(digits, tmp_path):
     loaded = keras.saving.load_model(path)
     assert len(loaded.teachers) == 2 and loaded.teacher_classes == [0, 1]
     np.testing.assert_allclose(loaded.teacher_weights, [1 / 3, 2 / 3])
-    np.testing.assert_allclose(
-        loaded.evaluate(x, y % 2, verbose=0), distiller.evaluate(x, y % 2, verbose=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(loaded.evaluate(x, y % 2, verbose=0), distiller.evaluate(x, y % 2, verbose=0), rtol=1e-5)
     loaded.fit(x, y % 2, epochs=1, verbose=0)
 
 
@@ -676,7 +675,9 @@ def test_labels_reach_dkd_and_standardization_reaches_both_models(digits):
         ("kl", numpy_kl(z(teacher_logits), z(student_logits), 2.0).mean()),
         ("dkd", numpy_dkd(z(teacher_logits), z(student_logits), y, 1.0, 8.0, 2.0).mean()),
     ):
-        distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, distillation_loss=loss, standardize_logits=True)
+        distiller.compile(
+            optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, distillation_loss=loss, standardize_logits=True
+        )
         logs = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
         np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-4, err_msg=loss)
         np.testing.assert_allclose(logs["student_loss"], numpy_sparse_ce(y, student_logits).mean(), rtol=1e-5)

@@ -51,7 +51,14 @@ def _pooled_cnn():
 def build(method, student, teacher):
     if method == "hint":
         distiller = kd.HintDistiller(student, teacher, "teacher_conv2", "student_conv1")
-        distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SCCE, metrics=["accuracy"], alpha=0.2, temperature=3.0, hint_weight=0.5)
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(1e-2),
+            loss=SCCE,
+            metrics=["accuracy"],
+            alpha=0.2,
+            temperature=3.0,
+            hint_weight=0.5,
+        )
     elif method == "fsp":
         pairs = [(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))]
         distiller = kd.FSPDistiller(student, teacher, pairs, data_format="channels_last")
@@ -78,7 +85,9 @@ def test_feature_loss_equals_numpy_with_sample_weight(digits, jit_compile):
     student, teacher = make_mlp(16, name="student"), make_mlp(16, name="teacher")
     weights = np.random.default_rng(0).uniform(0, 2, size=len(x)).astype("float32")
     distiller = kd.FeatureDistiller(student, teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="hint")
-    distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, feature_weight=3.0, jit_compile=jit_compile)
+    distiller.compile(
+        optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, feature_weight=3.0, jit_compile=jit_compile
+    )
     hint = 0.5 * ((numpy_of(teacher, "teacher_hidden", x) - numpy_of(student, "student_hidden", x)) ** 2).sum(-1)
     expected = {
         "student_loss": np.sum(weights * numpy_sparse_ce(y, predict(student, x))) / len(x),
@@ -122,11 +131,20 @@ def test_several_pairs_and_pair_weights(digits):
     (x, y), _ = digits
     student = make_mlp(8, name="student")
     teacher = keras.Sequential(
-        [keras.Input((64,)), keras.layers.Dense(16, name="t1"), keras.layers.Dense(12, name="t2"), keras.layers.Dense(10)],
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(16, name="t1"),
+            keras.layers.Dense(12, name="t2"),
+            keras.layers.Dense(10),
+        ],
         name="teacher",
     )
     distiller = kd.HintDistiller(
-        student, teacher, hint_layer=["t1", "t2"], guided_layer=["student_hidden", "student_hidden"], pair_weights=[1.0, 2.0]
+        student,
+        teacher,
+        hint_layer=["t1", "t2"],
+        guided_layer=["student_hidden", "student_hidden"],
+        pair_weights=[1.0, 2.0],
     )
     assert [layer.units for layer in distiller.regressors] == [16, 12]
     x = x[:32]
@@ -240,7 +258,9 @@ def test_keras_file_round_trip_keeps_training(digit_images, tmp_path, method):
     own_keys = set(distiller.get_config()) - {"student", "teacher", "projections"}
     assert {k: loaded.get_config()[k] for k in own_keys} == {k: distiller.get_config()[k] for k in own_keys}
     assert loaded.pairs == distiller.pairs
-    np.testing.assert_allclose(loaded.predict(x_test, verbose=0), distiller.predict(x_test, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x_test, verbose=0), distiller.predict(x_test, verbose=0), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(
         loaded.evaluate(x_test, y_test, verbose=0), distiller.evaluate(x_test, y_test, verbose=0), rtol=1e-4
     )

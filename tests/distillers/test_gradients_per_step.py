@@ -192,7 +192,9 @@ EVERY_DISTILLER = {
         lambda name: make_cnn(name),
         image_batch,
         lambda student, teacher: kd.FSPDistiller(
-            student=student, teacher=teacher, pairs=[(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))]
+            student=student,
+            teacher=teacher,
+            pairs=[(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))],
         ),
         {"loss": SCCE, "alpha": 0.5},
         "fit_features",
@@ -221,8 +223,9 @@ def _one_step(distiller, case):
     if stage is None:
         distiller.fit(x, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0)
     else:
-        getattr(distiller, stage)(x, batch_size=len(y), epochs=1, shuffle=False, verbose=0,
-                                  optimizer=keras.optimizers.SGD(LEARNING_RATE))
+        getattr(distiller, stage)(
+            x, batch_size=len(y), epochs=1, shuffle=False, verbose=0, optimizer=keras.optimizers.SGD(LEARNING_RATE)
+        )
 
 
 @pytest.mark.parametrize("case", list(EVERY_DISTILLER))

@@ -55,7 +55,9 @@ def test_a_peer_gets_gradient_from_its_own_loss_only(digits, jit_compile):
         teacher_copy.set_weights(teacher.get_weights())
         distiller = kd.Distiller(student_copy, teacher_copy)
         # alpha=0.5 halves both terms; twice the learning rate restores them.
-        distiller.compile(optimizer=keras.optimizers.SGD(0.2), loss=SCCE, alpha=0.5, temperature=1.0, jit_compile=jit_compile)
+        distiller.compile(
+            optimizer=keras.optimizers.SGD(0.2), loss=SCCE, alpha=0.5, temperature=1.0, jit_compile=jit_compile
+        )
         distiller.train_on_batch(x, y)
         references[student.name] = student_copy.get_weights()
     learner = kd.MutualLearner([a, b])
@@ -78,7 +80,9 @@ def test_fit_history_predict_and_round_trip(digits, tmp_path):
     everything = learner.predict(x_test, verbose=0)
     assert len(everything) == 3
     np.testing.assert_allclose(learner.predict(x_test, peer="b", verbose=0), everything[1], rtol=1e-6)
-    np.testing.assert_allclose(learner.predict(x_test, peer=2, verbose=0), logits(peers[2], x_test), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        learner.predict(x_test, peer=2, verbose=0), logits(peers[2], x_test), rtol=1e-5, atol=1e-6
+    )
     path = os.path.join(tmp_path, "cohort.keras")
     learner.save(path)
     loaded = keras.saving.load_model(path)

@@ -41,8 +41,9 @@ def test_lmbda_zero_is_the_supervised_token_level_distiller(models):
     teacher, student = models
     x, labels, weights, _ = prompt_batch()
     supervised = kd.Distiller(student, teacher)
-    supervised.compile(optimizer="adam", loss=None, alpha=0.0,
-                       distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5))
+    supervised.compile(
+        optimizer="adam", loss=None, alpha=0.0, distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5)
+    )
     on_policy = kd.OnPolicyDistiller(student, teacher, lmbda=0.0)
     on_policy.compile(optimizer="adam", beta=0.3, temperature=1.5)
     expected_loss, expected = loss_and_gradients(supervised, x, labels, weights)
@@ -85,10 +86,12 @@ def test_on_policy_loss_is_the_jsd_on_the_students_own_tokens(models):
     # The sampled tokens carry no gradient: the gradients are those of
     # supervised distillation on the fixed sample.
     supervised = kd.Distiller(student, teacher)
-    supervised.compile(optimizer="adam", loss=None, alpha=0.0,
-                       distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5))
+    supervised.compile(
+        optimizer="adam", loss=None, alpha=0.0, distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5)
+    )
     _, expected = loss_and_gradients(
-        supervised, {"token_ids": tokens, "padding_mask": np.ones_like(tokens, bool)}, None, new_weights)
+        supervised, {"token_ids": tokens, "padding_mask": np.ones_like(tokens, bool)}, None, new_weights
+    )
     for gradient, reference in zip(gradients, expected):
         np.testing.assert_allclose(gradient, reference, rtol=1e-4, atol=1e-7)
 

@@ -11,8 +11,12 @@ from tests.conftest import make_mlp
 
 @pytest.mark.parametrize(
     "optimizer",
-    ["sgd", {"class_name": "SGD", "config": {"learning_rate": 0.25}}, keras.optimizers.SGD(0.25),
-     lambda: keras.optimizers.SGD(0.25)],
+    [
+        "sgd",
+        {"class_name": "SGD", "config": {"learning_rate": 0.25}},
+        keras.optimizers.SGD(0.25),
+        lambda: keras.optimizers.SGD(0.25),
+    ],
 )
 def test_every_stage_gets_a_new_optimizer(optimizer):
     factory = optimizer_factory(optimizer)
@@ -42,8 +46,9 @@ def test_stage_config_before_and_after_compile():
     config = StageConfig()
     with pytest.raises(ValueError, match=r"Chain.fit\(\) was called before compile\(\)"):
         config.check("Chain")
-    config.set("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"], alpha=0.3,
-               temperature=2.0)
+    config.set(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"], alpha=0.3, temperature=2.0
+    )
     config.check("Chain")
     student, teacher = make_mlp(4, name="student"), make_mlp(8, name="teacher")
     first, second = config.distiller(student, teacher), config.distiller(student, teacher)

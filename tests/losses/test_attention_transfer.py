@@ -25,9 +25,7 @@ def test_attention_transfer():
     np.testing.assert_allclose(
         _numpy(kd.losses.attention_transfer(t, s, data_format="channels_last")), expected, rtol=1e-5
     )
-    first = kd.losses.attention_transfer(
-        t.transpose(0, 3, 1, 2), s.transpose(0, 3, 1, 2), data_format="channels_first"
-    )
+    first = kd.losses.attention_transfer(t.transpose(0, 3, 1, 2), s.transpose(0, 3, 1, 2), data_format="channels_first")
     np.testing.assert_allclose(_numpy(first), expected, rtol=1e-5)
     loss = kd.losses.AttentionTransfer(data_format="channels_last")
     loss.check_shapes(t.shape, s.shape)

@@ -39,5 +39,6 @@ def test_loss_weights_positions_and_round_trips():
     np.testing.assert_allclose(float(loss(teacher, student, sample_weight=weights)), expected, rtol=1e-5)
     restored = CosineDistance.from_config(loss.get_config())
     assert restored.name == "cosine_distance"
-    np.testing.assert_allclose(float(restored(teacher, student)), np.mean(numpy_cosine_distance(teacher, student)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(restored(teacher, student)), np.mean(numpy_cosine_distance(teacher, student)), rtol=1e-5
+    )

@@ -31,8 +31,12 @@ def test_matches_the_authors_formulation(alpha, beta, temperature):
 
 def test_classic_kd_is_tckd_plus_weighted_nckd():
     # KL(p_t || p_s) = TCKD + (1 - p_t[target]) * NCKD, per example (Zhao et al., eq. 5).
-    tckd = ops.convert_to_numpy(decoupled_kd_per_example(TEACHER, STUDENT, LABELS, alpha=1.0, beta=0.0, temperature=2.0))
-    nckd = ops.convert_to_numpy(decoupled_kd_per_example(TEACHER, STUDENT, LABELS, alpha=0.0, beta=1.0, temperature=2.0))
+    tckd = ops.convert_to_numpy(
+        decoupled_kd_per_example(TEACHER, STUDENT, LABELS, alpha=1.0, beta=0.0, temperature=2.0)
+    )
+    nckd = ops.convert_to_numpy(
+        decoupled_kd_per_example(TEACHER, STUDENT, LABELS, alpha=0.0, beta=1.0, temperature=2.0)
+    )
     p_target = np.exp(log_softmax(TEACHER / 2.0))[np.arange(6), LABELS]
     np.testing.assert_allclose(tckd + (1 - p_target) * nckd, numpy_kl(TEACHER, STUDENT, 2.0), rtol=1e-4, atol=1e-6)
 
@@ -40,7 +44,9 @@ def test_classic_kd_is_tckd_plus_weighted_nckd():
 def test_label_forms_shifts_and_unlabeled_examples():
     sparse = ops.convert_to_numpy(kd.losses.decoupled_kd(TEACHER, STUDENT, LABELS))
     one_hot = np.eye(5, dtype="float32")[LABELS]
-    np.testing.assert_allclose(ops.convert_to_numpy(kd.losses.decoupled_kd(TEACHER, STUDENT, one_hot)), sparse, rtol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(kd.losses.decoupled_kd(TEACHER, STUDENT, one_hot)), sparse, rtol=1e-5
+    )
     np.testing.assert_allclose(
         ops.convert_to_numpy(kd.losses.decoupled_kd(TEACHER, STUDENT, LABELS[:, None])), sparse, rtol=1e-5
     )

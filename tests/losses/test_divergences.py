@@ -31,7 +31,9 @@ def numpy_jsd(teacher, student, beta, temperature):
 @pytest.mark.parametrize("temperature", [1.0, 3.0])
 def test_divergences_against_numpy(temperature):
     reverse = kd.losses.soft_target_reverse_kl(TEACHER, STUDENT, temperature=temperature)
-    np.testing.assert_allclose(ops.convert_to_numpy(reverse), numpy_reverse_kl(TEACHER, STUDENT, temperature), rtol=1e-4)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(reverse), numpy_reverse_kl(TEACHER, STUDENT, temperature), rtol=1e-4
+    )
     for beta in (0.1, 0.5, 0.9):
         jsd = kd.losses.generalized_jsd(TEACHER, STUDENT, beta=beta, temperature=temperature)
         np.testing.assert_allclose(ops.convert_to_numpy(jsd), numpy_jsd(TEACHER, STUDENT, beta, temperature), rtol=1e-4)
@@ -42,7 +44,9 @@ def test_divergences_against_numpy(temperature):
     np.testing.assert_allclose(ops.convert_to_numpy(shifted), symmetric, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(
         ops.convert_to_numpy(kd.losses.soft_target_reverse_kl(TEACHER - 9.0, STUDENT, temperature=temperature)),
-        ops.convert_to_numpy(reverse), rtol=1e-4, atol=1e-6,
+        ops.convert_to_numpy(reverse),
+        rtol=1e-4,
+        atol=1e-6,
     )
 
 
@@ -50,7 +54,11 @@ def test_divergences_against_numpy(temperature):
 def test_divergences_finite_in_low_precision(dtype):
     teacher = ops.cast(TEACHER * 10, dtype)
     student = ops.cast(-STUDENT * 10, dtype)
-    for loss in (kd.losses.SoftTargetReverseKL(2.0), kd.losses.GeneralizedJSD(0.3, 2.0), kd.losses.SoftTargetKLDivergence(2.0)):
+    for loss in (
+        kd.losses.SoftTargetReverseKL(2.0),
+        kd.losses.GeneralizedJSD(0.3, 2.0),
+        kd.losses.SoftTargetKLDivergence(2.0),
+    ):
         value = ops.convert_to_numpy(loss(teacher, student))
         assert value.dtype == np.float32 and np.isfinite(value) and value >= 0
 

@@ -28,9 +28,7 @@ def test_fsp_matrix_channels_last_and_first():
     got = kd.losses.fsp_matrix(a, b, data_format="channels_last")
     assert tuple(got.shape) == (2, 3, 6)
     np.testing.assert_allclose(_numpy(got), expected, rtol=1e-5, atol=1e-6)
-    first = kd.losses.fsp_matrix(
-        a.transpose(0, 3, 1, 2), b.transpose(0, 3, 1, 2), data_format="channels_first"
-    )
+    first = kd.losses.fsp_matrix(a.transpose(0, 3, 1, 2), b.transpose(0, 3, 1, 2), data_format="channels_first")
     np.testing.assert_allclose(_numpy(first), expected, rtol=1e-5, atol=1e-6)
 
 

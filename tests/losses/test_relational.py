@@ -42,7 +42,5 @@ def test_rkd_distance_and_angle():
     np.testing.assert_allclose(_numpy(kd.losses.rkd_distance(t, s)), numpy_rkd_distance(t, s), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(_numpy(kd.losses.rkd_angle(t, s)), numpy_rkd_angle(t, s), rtol=1e-4, atol=1e-6)
     # Relations ignore the features' scale: a scaled student has the same loss.
-    np.testing.assert_allclose(
-        _numpy(kd.losses.RKDDistance()(t, 3.0 * s)), numpy_rkd_distance(t, s).mean(), rtol=1e-4
-    )
+    np.testing.assert_allclose(_numpy(kd.losses.RKDDistance()(t, 3.0 * s)), numpy_rkd_distance(t, s).mean(), rtol=1e-4)
     np.testing.assert_allclose(_numpy(kd.losses.RKDAngle()(t, 3.0 * s)), numpy_rkd_angle(t, s).mean(), rtol=1e-4)

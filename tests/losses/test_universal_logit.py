@@ -42,15 +42,17 @@ def test_matches_numpy_across_vocabularies_and_lengths(teacher_shape, student_sh
     weights = np.linspace(0, 2, expected.shape[0]).astype("float32")
     if expected.ndim == 2:
         weights = weights[:, None]
-    np.testing.assert_allclose(ops.convert_to_numpy(loss(teacher, student, sample_weight=weights)),
-                               np.mean(weights * expected), rtol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loss(teacher, student, sample_weight=weights)), np.mean(weights * expected), rtol=1e-5
+    )
 
 
 def test_zero_for_a_permuted_vocabulary_and_bounded_by_two():
     teacher = (RNG.normal(size=(4, 12)) * 3).astype("float32")
     permuted = teacher[:, RNG.permutation(12)]
     assert float(ops.convert_to_numpy(kd.losses.universal_logit_distillation(teacher, permuted))) == pytest.approx(
-        0.0, abs=1e-6)
+        0.0, abs=1e-6
+    )
     sharp, flat = np.eye(12, dtype="float32")[:4] * 50.0, np.zeros((4, 30), "float32")
     value = float(ops.convert_to_numpy(kd.losses.universal_logit_distillation(sharp, flat)))
     assert value == pytest.approx(2.0 - 2.0 / 30, abs=1e-4)

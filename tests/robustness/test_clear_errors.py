@@ -43,8 +43,7 @@ def test_mutual_learning_with_one_hot_labels_and_accuracy(digits):
     (x, y), _ = digits
     a, b = make_pair()
     learner = kd.MutualLearner([a, b])
-    learner.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"])
+    learner.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     one_hot = keras.utils.to_categorical(y[:128], 10)
     learner.fit(x[:128], one_hot, epochs=2, verbose=0)
     logs = learner.evaluate(x[:128], one_hot, verbose=0, return_dict=True)

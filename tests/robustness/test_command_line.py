@@ -17,7 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def run(*args, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "keras_distill", *args, "--backend", BACKEND],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -50,26 +53,50 @@ def test_numbers_that_train_nothing_are_refused(tmp_path, models, arguments, mes
 
 
 def test_bad_files_are_refused_before_training(tmp_path, models):
-    np.savez(tmp_path / "data.npz", x_train=np.zeros((8, 64), "float32"), y_train=np.arange(8),
-             x_test=np.zeros((4, 64), "float32"), y_test=np.arange(4))
+    np.savez(
+        tmp_path / "data.npz",
+        x_train=np.zeros((8, 64), "float32"),
+        y_train=np.arange(8),
+        x_test=np.zeros((4, 64), "float32"),
+        y_test=np.arange(4),
+    )
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes((tmp_path / "data.npz").read_bytes()[:100])
-    _refused(run("distill", *models, "--data", str(truncated), "--output", str(tmp_path / "out")),
-             "cannot be read as a .npz file")
+    _refused(
+        run("distill", *models, "--data", str(truncated), "--output", str(tmp_path / "out")),
+        "cannot be read as a .npz file",
+    )
     existing = tmp_path / "a_file"
     existing.write_text("not a directory")
-    _refused(run("distill", *models, "--data", str(tmp_path / "data.npz"), "--output", str(existing)),
-             "is an existing file; the results need a directory")
+    _refused(
+        run("distill", *models, "--data", str(tmp_path / "data.npz"), "--output", str(existing)),
+        "is an existing file; the results need a directory",
+    )
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"\x00" * 64)
-    _refused(run("distill", "--teacher", str(garbage), "--student", models[3], "--data",
-                 str(tmp_path / "data.npz"), "--output", str(tmp_path / "out")),
-             "is not a Keras model file")
+    _refused(
+        run(
+            "distill",
+            "--teacher",
+            str(garbage),
+            "--student",
+            models[3],
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--output",
+            str(tmp_path / "out"),
+        ),
+        "is not a Keras model file",
+    )
     one_hot = tmp_path / "one_hot.npz"
-    np.savez(one_hot, x_train=np.zeros((20, 64), "float32"), y_train=np.eye(10)[np.arange(20) % 10],
-             x_test=np.zeros((4, 64), "float32"), y_test=np.arange(4))
-    _refused(run("distill", *models, "--data", str(one_hot), "--output", str(tmp_path / "out")),
-             "look one-hot")
+    np.savez(
+        one_hot,
+        x_train=np.zeros((20, 64), "float32"),
+        y_train=np.eye(10)[np.arange(20) % 10],
+        x_test=np.zeros((4, 64), "float32"),
+        y_test=np.arange(4),
+    )
+    _refused(run("distill", *models, "--data", str(one_hot), "--output", str(tmp_path / "out")), "look one-hot")
 
 
 def test_main_called_from_python_keeps_the_callers_process(tmp_path):
@@ -79,7 +106,23 @@ def test_main_called_from_python_keeps_the_callers_process(tmp_path):
     saved = sys.argv
     sys.argv = ["pytest", "something", "else"]
     try:
-        assert cli.main(["distill", "--teacher", "missing.keras", "--student", "missing.keras", "--data",
-                         "digits", "--output", str(tmp_path / "out"), "--backend", other]) == 2
+        assert (
+            cli.main(
+                [
+                    "distill",
+                    "--teacher",
+                    "missing.keras",
+                    "--student",
+                    "missing.keras",
+                    "--data",
+                    "digits",
+                    "--output",
+                    str(tmp_path / "out"),
+                    "--backend",
+                    other,
+                ]
+            )
+            == 2
+        )
     finally:
         sys.argv = saved

@@ -26,8 +26,9 @@ def test_a_loss_function_for_probabilities_is_refused_like_the_object():
 def test_a_keras_cross_entropy_on_logits_is_refused_as_a_distillation_loss():
     distiller = kd.Distiller(make_mlp(8, name="student"), make_mlp(16, name="teacher"))
     with pytest.raises(ValueError, match="softened probabilities.*distillation_loss='cross_entropy'"):
-        distiller.compile(optimizer="sgd", loss=SCCE,
-                          distillation_loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        distiller.compile(
+            optimizer="sgd", loss=SCCE, distillation_loss=keras.losses.CategoricalCrossentropy(from_logits=True)
+        )
     # On probabilities it is the tutorial's loss, and it is accepted.
     distiller.compile(optimizer="sgd", loss=SCCE, distillation_loss=keras.losses.CategoricalCrossentropy())
 

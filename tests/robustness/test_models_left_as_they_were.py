@@ -52,5 +52,7 @@ def test_layers_shared_by_teacher_and_student_are_refused():
     inputs = keras.Input((64,))
     teacher = keras.Model(inputs, keras.layers.Dense(10, name="t_out")(shared(inputs)), name="teacher")
     student = keras.Model(inputs, keras.layers.Dense(10, name="s_out")(shared(inputs)), name="student")
-    with pytest.raises(ValueError, match=r"share 2 variable\(s\): shared_hidden/kernel, shared_hidden/bias.*clone_model"):
+    with pytest.raises(
+        ValueError, match=r"share 2 variable\(s\): shared_hidden/kernel, shared_hidden/bias.*clone_model"
+    ):
         kd.Distiller(student, teacher)

@@ -44,10 +44,26 @@ def test_the_command_line_refuses_a_nan_in_its_data_and_saves_nothing(tmp_path):
     x[3, 3] = np.nan
     np.savez(tmp_path / "data.npz", x_train=x, y_train=np.arange(64) % 10, x_test=x[:8] * 0, y_test=np.arange(8))
     result = subprocess.run(
-        [sys.executable, "-m", "keras_distill", "distill", "--teacher", str(tmp_path / "teacher.keras"),
-         "--student", str(tmp_path / "student.keras"), "--data", str(tmp_path / "data.npz"),
-         "--output", str(tmp_path / "out"), "--backend", BACKEND],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "keras_distill",
+            "distill",
+            "--teacher",
+            str(tmp_path / "teacher.keras"),
+            "--student",
+            str(tmp_path / "student.keras"),
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--output",
+            str(tmp_path / "out"),
+            "--backend",
+            BACKEND,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 2 and "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "student.keras").exists()
