@@ -41,11 +41,11 @@ def main(argv=None):
     import keras
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from examples.demo import DEMO
     from keras_distill import deploy
+    from keras_distill.distill_command import format_table
     from reproductions import data as experiment_data
     from reproductions import models
-    from examples.demo import DEMO
-    from keras_distill.distill_command import format_table
 
     data = experiment_data.load(args.quick)
     teacher = models.teacher(data, 0, "cnn")

@@ -111,7 +111,8 @@ def main(argv=None):
         f"alpha {alpha}, T = 2; peak = XLA temporaries + outputs of the compiled value-and-gradient function; "
         f"time = median of {args.runs} runs.",
         "",
-        "| vocabulary | dense peak | chunked peak | ratio | dense step | chunked step | ratio | loss diff | max grad diff |",
+        "| vocabulary | dense peak | chunked peak | ratio | dense step | chunked step | ratio | loss diff "
+        "| max grad diff |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []

@@ -37,9 +37,9 @@ def main(argv=None):
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras_distill as kd
+    from examples.demo import DEMO
     from reproductions import data as experiment_data
     from reproductions import models
-    from examples.demo import DEMO
 
     data = experiment_data.load(args.quick)
     units = DEMO["quick" if args.quick else "full"]["large_units"]

@@ -15,12 +15,12 @@ import numpy as np
 
 from keras_distill import datasets
 from keras_distill import deploy as deployment
+from keras_distill import tuning
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.export import export_saved_model
 from keras_distill.tables import markdown_table
-from keras_distill import tuning
 
 
 def timed_fit(model, *args, **kwargs):

@@ -14,7 +14,6 @@ They import `keras_distill` as any user does, and are not installed with it.
 import importlib
 import os
 
-
 MODULES = {
     "hinton": "hinton",
     "dark-knowledge": "dark_knowledge",

@@ -145,7 +145,9 @@ def run(data, settings, seeds, output):
         title=f"Mean (band: min to max) of {len(seeds)} seed(s)",
     )
 
-    widths = lambda blocks: " | ".join("-".join(str(w) for w in block) for block in blocks)
+    def widths(blocks):
+        return " | ".join("-".join(str(w) for w in block) for block in blocks)
+
     setup = (
         f"Fashion-MNIST, the first {len(x_train):,} training images, {len(x_test):,} "
         f"test images; {len(seeds)} seed(s). Teacher convolutions "

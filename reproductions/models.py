@@ -182,15 +182,21 @@ def teacher_with_record(data, seed, kind="mlp", overrides=None):
     changes the settings (e.g. `{"epochs": 5}`), and so the stored model."""
     settings = {**TEACHERS[kind]["quick" if data.quick else "full"], **(overrides or {})}
     if kind == "mlp":
-        build = lambda: mlp([settings["units"]] * 2, "teacher", dropout=settings["dropout"])  # noqa: E731
+
+        def build():
+            return mlp([settings["units"]] * 2, "teacher", dropout=settings["dropout"])
+
     elif kind == "cnn":
-        build = lambda: cnn(
-            settings["blocks"],
-            "cnn_teacher",
-            dense=settings["dense"],  # noqa: E731
-            block_dropout=settings["block_dropout"],
-            dropout=settings["dropout"],
-        )
+
+        def build():
+            return cnn(
+                settings["blocks"],
+                "cnn_teacher",
+                dense=settings["dense"],
+                block_dropout=settings["block_dropout"],
+                dropout=settings["dropout"],
+            )
+
     else:
         raise ValueError(f"Unknown teacher kind {kind!r}. Expected 'mlp' or 'cnn'.")
     return trained(kind, f"{kind}_teacher", build, data, seed, settings)

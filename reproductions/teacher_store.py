@@ -18,7 +18,6 @@ import warnings
 
 import keras
 
-
 ENVIRONMENT = "KERAS_DISTILL_TEACHERS"
 
 
@@ -84,7 +83,7 @@ def trained(name, build, fit, *, key, directory=None):
                 record = json.load(f)
             return model, {**record, "loaded": True}
         except Exception as error:  # a truncated or foreign file: train again
-            warnings.warn(f"Could not load the stored {name} from {path} ({error}); training it again.")
+            warnings.warn(f"Could not load the stored {name} from {path} ({error}); training it again.", stacklevel=2)
             model = build()
     start = time.perf_counter()
     fit(model)

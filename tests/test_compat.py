@@ -31,7 +31,7 @@ def test_every_internal_exists_in_the_installed_versions():
         model.compile(optimizer="sgd", loss="mse")
         model.fit(np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"), verbose=0)
     if keras.backend.backend() == "torch":
-        model.torch_params  # built on first use
+        assert len(model.torch_params) == len(model.variables)  # built on first use
         objects["keras.Layer (torch)"] = model
     if importlib.util.find_spec("keras_hub") is not None:
         keras.utils.set_random_seed(0)

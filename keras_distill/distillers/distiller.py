@@ -7,10 +7,10 @@ from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import checks
 from keras_distill._training import step
 from keras_distill._training.compile_config import CompileConfigMixin
-from keras_distill._training.entry_points import EntryPointsMixin
+from keras_distill._training.compile_config import DistillerConfigMixin
 from keras_distill._training.compile_config import build_distillation_loss
 from keras_distill._training.compile_config import resolve_compile_arguments
-from keras_distill._training.compile_config import DistillerConfigMixin
+from keras_distill._training.entry_points import EntryPointsMixin
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
 from keras_distill._training.hyperparameters import SoftTargetSettingsMixin

@@ -4,8 +4,8 @@ features (`feature_loss=`), each a `keras.losses.Loss` with a functional twin.""
 from keras_distill.losses.attention_transfer import AttentionTransfer
 from keras_distill.losses.attention_transfer import attention_map
 from keras_distill.losses.attention_transfer import attention_transfer
-from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import FeatureLoss
+from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.cosine_distance import CosineDistance
 from keras_distill.losses.cosine_distance import cosine_distance
 from keras_distill.losses.decoupled_kd import DecoupledKD

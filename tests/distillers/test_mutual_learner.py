@@ -29,7 +29,7 @@ def test_each_peers_loss_equals_numpy(digits):
     z = [logits(peer, x) for peer in peers]
     expected = {}
     for k, peer in enumerate(peers):
-        mimicry = np.mean([numpy_kl(z[l], z[k], 2.0).mean() for l in range(3) if l != k])
+        mimicry = np.mean([numpy_kl(z[j], z[k], 2.0).mean() for j in range(3) if j != k])
         expected[f"{peer.name}_loss"] = numpy_sparse_ce(y, z[k]).mean() + mimicry
         expected[f"{peer.name}_accuracy"] = np.mean(z[k].argmax(-1) == y)
     expected["loss"] = sum(expected[f"{peer.name}_loss"] for peer in peers)

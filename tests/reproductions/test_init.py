@@ -4,8 +4,8 @@ import re
 import pytest
 
 import reproductions as experiments
-from reproductions.__main__ import main
 from reproductions import teacher_store
+from reproductions.__main__ import main
 from tests.conftest import BACKEND
 
 
