@@ -98,6 +98,12 @@ def test_the_layering_check_sees_an_upward_import():
     assert ("keras_distill.cli", "keras_distill._training.hyperparameters") in pairs
 
 
+def test_the_distiller_reads_on_one_screen():
+    """Its checks, entry points and settings live in _training/."""
+    with open(os.path.join(PACKAGE, "distillers", "distiller.py")) as f:
+        assert len(f.readlines()) < 350
+
+
 def test_the_application_uses_the_package_as_a_user_does():
     """The reproductions, examples and benchmarks live outside the package
     and import none of its private modules."""

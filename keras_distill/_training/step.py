@@ -171,7 +171,7 @@ def token_weights(x, student_logits, sample_weight):
     return weights * ops.divide_no_nan(total, real), weights
 
 
-def response_losses(hard_loss, distillation_loss, labels, teacher_logits, student_logits, *, standardize, reduce):
+def response_losses(hard_loss, distillation_loss, labels, teacher_logits, student_logits, standardize, reduce):
     """The two terms of the response loss, float32 scalars:
     `hard_loss(labels, student_logits)` (0 without a hard loss) and
     `distillation_loss(teacher_logits, student_logits)`, both models'

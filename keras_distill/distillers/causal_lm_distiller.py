@@ -123,14 +123,12 @@ class CausalLMDistiller(Distiller):
         teacher_logits = self.teachers[0].backbone.token_embedding(teacher_hidden, reverse=True)
         targets = self._targets.from_outputs([teacher_logits])
         loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
+
+        def weighted_sum(loss_fn, y_true, y_pred):
+            return ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights)
+
         return step.response_losses(
-            self._student_loss,
-            loss,
-            labels,
-            targets.values,
-            student_logits,
-            standardize=self._standardize_logits,
-            reduce=lambda loss_fn, y_true, y_pred: ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights),
+            self._student_loss, loss, labels, targets.values, student_logits, self._standardize_logits, weighted_sum
         )
 
     def get_config(self):

@@ -320,14 +320,12 @@ class Distiller(
         loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
         if labels is None and (self._student_loss is not None or getattr(loss, "needs_labels", False)):
             raise self._missing_labels_error()
+
+        def batch_mean(loss_fn, y_true, y_pred):
+            return loss_fn(y_true, y_pred, sample_weight=sample_weight)
+
         student_loss, distillation_loss = step.response_losses(
-            self._student_loss,
-            loss,
-            labels,
-            targets.values,
-            student_logits,
-            standardize=self._standardize_logits,
-            reduce=lambda loss_fn, y_true, y_pred: loss_fn(y_true, y_pred, sample_weight=sample_weight),
+            self._student_loss, loss, labels, targets.values, student_logits, self._standardize_logits, batch_mean
         )
         batch_size = ops.shape(student_logits)[0]
         self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
