@@ -275,7 +275,17 @@ def run_demo(
         "`student_few_labels.keras`.",
         *notes,
     ]
-    command.save_results(rows, exported, output, "keras_distill demo: distillation on Fashion-MNIST", notes)
+    title = "keras_distill demo: distillation on Fashion-MNIST"
+    if quick:
+        title = "keras_distill demo, quick mode: a smoke test of the pipeline, not a result"
+        notes.insert(
+            0,
+            f"**Quick mode**: {len(x_train):,} training images, a few epochs and teachers trained for "
+            f"{teacher_epochs} epoch(s): it checks that every step runs. The teachers are undertrained, so "
+            "these numbers say nothing about distillation; `python examples/demo.py` (without --quick) "
+            "measures it.",
+        )
+    command.save_results(rows, exported, output, title, notes)
     command.deploy_student(
         exported, cnn, x_train, y_train, x_test, y_test, output, quantize, formats, recover_epochs, batch_size
     )

@@ -1,22 +1,31 @@
 """keras_distill: knowledge distillation for Keras 3."""
 
-from keras_distill import callbacks
-from keras_distill import datasets
-from keras_distill import features
-from keras_distill import losses
-from keras_distill.distillers.assistant_chain import AssistantChain
-from keras_distill.distillers.born_again import BornAgain
-from keras_distill.distillers.causal_lm_distiller import CausalLMDistiller
-from keras_distill.distillers.distiller import Distiller
-from keras_distill.distillers.feature_distiller import FeatureDistiller
-from keras_distill.distillers.fsp_distiller import FSPDistiller
-from keras_distill.distillers.hint_distiller import HintDistiller
-from keras_distill.distillers.mutual_learner import MutualLearner
-from keras_distill.distillers.on_policy_distiller import OnPolicyDistiller
-from keras_distill.quantize import quantize_student
-from keras_distill.sequence_data import generate_distillation_data
-from keras_distill.teacher_cache import precompute_teacher_outputs
-from keras_distill.teacher_cache import with_teacher_outputs
-from keras_distill.tuning import tune
+import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
+
+
+def _is_command_line():
+    """Whether this process is `keras-distill` (or `python -m keras_distill`)
+    and Keras is not imported yet.
+
+    The command line then loads the public names on first use, so that
+    `keras-distill --help` answers without importing a Keras backend
+    (seconds, and TensorFlow's log lines). Everywhere else they are
+    imported here, with the package: importing it registers its classes for
+    `keras.saving.load_model`.
+    """
+    command = _os.path.basename(_sys.argv[0]) if _sys.argv else ""
+    return command in ("keras-distill", "-m") and "keras" not in _sys.modules
+
+
+if _is_command_line():
+
+    def __getattr__(name):
+        from keras_distill import _public
+
+        return getattr(_public, name)
+
+else:
+    from keras_distill._public import *  # noqa: F403

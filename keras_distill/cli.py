@@ -5,10 +5,8 @@ import os
 import subprocess
 import sys
 
-from keras_distill._training.hyperparameters import DEFAULT_ALPHA
-from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
-from keras_distill._training.hyperparameters import check_alpha
-from keras_distill.losses.base import check_temperature
+from keras_distill._defaults import DEFAULT_ALPHA
+from keras_distill._defaults import DEFAULT_TEMPERATURE
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -164,6 +162,10 @@ def _check_arguments(args):
             f"--output {output!r} is an existing file; the results need a directory. Pass another "
             "path, e.g. --output distill-output."
         )
+    # Imported here: they import Keras, which `--help` never needs.
+    from keras_distill._training.hyperparameters import check_alpha
+    from keras_distill.losses.base import check_temperature
+
     if getattr(args, "alpha", None) is not None:
         check_alpha(args.alpha)
     if getattr(args, "temperature", None) is not None:

@@ -265,7 +265,7 @@ def _export_in_tensorflow(model, path, format, options):
 def _runner(format, path, runtime):
     """A function running the artifact on a batch of inputs (NumPy in, out)."""
     if format == "tf_saved_model":
-        loaded = runtime.saved_model.load(path)
+        loaded = _quietly(runtime.saved_model.load, path)
         return lambda x: loaded.serve(x).numpy()
     if format == "onnx":
         session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -303,3 +303,17 @@ def _size(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def _quietly(function, *args):
+    """`function(*args)` without absl's warnings: loading a SavedModel warns
+    ("Importing a function ... with ops with unsaved custom gradients") for
+    every Keras model, about gradients that serving never asks for."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        return function(*args)
+    finally:
+        absl_logging.set_verbosity(verbosity)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -41,6 +42,8 @@ def test_demo_quick(tmp_path):
         "--quick", "--tune", "2", "--output", output, "--quantize", "int4", "--recover-epochs", "1", "--export", "onnx"
     )
     assert f"Backend: {BACKEND}." in stdout
+    assert "quick mode: a smoke test of the pipeline, not a result" in stdout
+    assert "WARNING" not in stdout
     with open(os.path.join(output, "results.md")) as f:
         text = f.read()
     main = text.split("## Deployment")[0]
@@ -153,6 +156,28 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "distill", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--teacher" in result.stdout and "--backend" in result.stdout and "Example:" in result.stdout
+
+
+def test_help_answers_at_once_without_a_backend():
+    script = os.path.join(os.path.dirname(sys.executable), "keras-distill")
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    for arguments in (["--help"], ["distill", "--help"]):
+        start = time.perf_counter()
+        result = subprocess.run([script, *arguments], capture_output=True, text=True, timeout=60, env=env)
+        seconds = time.perf_counter() - start
+        assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+        assert seconds < 2.0, f"keras-distill {' '.join(arguments)} took {seconds:.1f} s"
+    assert "Example: keras-distill distill" in result.stdout
+    assert "Epochs of distillation (default 10)" in result.stdout
+    assert "Weight of the hard-label loss (default 0.5)" in result.stdout
+    assert "Softmax temperature (default 2.0)" in result.stdout
+    # No Keras backend is imported: Python's import log names none.
+    imports = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, timeout=60, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}
+    ).stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in imports.splitlines() if "|" in line}
+    assert "argparse" in imported
+    assert not imported & {"keras", "tensorflow", "jax", "torch"}, sorted(imported & {"keras", "tensorflow", "jax"})
 
 
 def test_distill_quantizes_and_exports_with_one_table(tmp_path):

@@ -10,7 +10,10 @@ PACKAGE = os.path.dirname(os.path.abspath(kd.__file__))
 # Bottom first. A module may import from a lower layer, or from its own
 # group; never from a layer above it.
 LAYERS = (
-    {"internals": ("keras_distill._compat", "keras_distill._validate"), "tables": ("keras_distill.tables",)},
+    {
+        "internals": ("keras_distill._compat", "keras_distill._validate", "keras_distill._defaults"),
+        "tables": ("keras_distill.tables",),
+    },
     {
         "datasets": ("keras_distill.datasets",),
         "features": ("keras_distill.features",),

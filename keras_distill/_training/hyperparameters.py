@@ -3,14 +3,11 @@
 import keras
 import numpy as np
 
+from keras_distill._defaults import DEFAULT_ALPHA  # noqa: F401 (re-exported)
+from keras_distill._defaults import DEFAULT_TEMPERATURE  # noqa: F401 (re-exported)
 from keras_distill._validate import check_number
 from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import check_temperature
-
-# Defaults measured with the demo (`examples/demo.py`) (Fashion-MNIST, 784-1200-1200-10
-# teacher, 784-32-10 student): small students want low temperatures.
-DEFAULT_ALPHA = 0.5
-DEFAULT_TEMPERATURE = 2.0
 
 
 def add_hyperparameter(layer, name, value):
