@@ -17,6 +17,7 @@ INTERNALS = (
     ("keras.Variable (JAX)", "_value"),
     ("keras.Model (JAX trainer)", "_jax_state"),
     ("keras_hub.models.CausalLM", "_build_cache"),
+    ("keras.src.backend.common.masking", "set_keras_mask"),
     ("keras.Layer (torch)", "_track_variables"),
     ("keras.Layer (torch)", "_post_track_variable"),
     ("keras.Layer (torch)", "_post_untrack_variable"),
@@ -73,6 +74,15 @@ def restore_jax_state(model):
     as Keras does at the end of an epoch, when a step has run."""
     if getattr(model, "_jax_state", None) is not None:
         model.jax_state_sync()
+
+
+def set_keras_mask(tensor, mask):
+    """Attaches a Keras mask to `tensor`, as a masking layer would: every
+    Keras metric then leaves out the masked entries. Keras has no public
+    spelling of it."""
+    from keras.src.backend.common import masking
+
+    masking.set_keras_mask(tensor, mask)
 
 
 def generates_with_cache(model):

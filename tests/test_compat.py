@@ -30,6 +30,15 @@ def test_every_internal_exists_in_the_installed_versions():
         objects["keras.Model (JAX trainer)"] = model
         model.compile(optimizer="sgd", loss="mse")
         model.fit(np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"), verbose=0)
+    from keras.src.backend.common import masking
+
+    objects["keras.src.backend.common.masking"] = masking
+    # A masked entry leaves every metric, weighted or not.
+    logits = keras.ops.convert_to_tensor(np.eye(3, dtype="float32"))
+    _compat.set_keras_mask(logits, keras.ops.convert_to_tensor([True, True, False]))
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    accuracy.update_state(np.array([0, 0, 2]), logits)
+    assert float(accuracy.result()) == 0.5
     if keras.backend.backend() == "torch":
         assert len(model.torch_params) == len(model.variables)  # built on first use
         objects["keras.Layer (torch)"] = model

@@ -147,6 +147,11 @@ def deserialize_models(config, keys):
     return config
 
 
+class _Arguments:
+    def __init__(self, arguments):
+        self.arguments = arguments
+
+
 class CompileConfigMixin:
     """`get_compile_config` / `compile_from_config` for a `keras.Model` whose
     `compile` takes keyword arguments of its own.
@@ -157,10 +162,16 @@ class CompileConfigMixin:
     built at load time (so that the saved ones load).
     """
 
-    _compile_arguments = None
+    _remembered = None
+
+    @property
+    def _compile_arguments(self):
+        return None if self._remembered is None else self._remembered.arguments
 
     def _remember_compile_arguments(self, **arguments):
-        self._compile_arguments = arguments
+        # In a plain holder: Keras tracks the metrics of a dict attribute as
+        # the model's own, and `evaluate()` then listed them twice.
+        self._remembered = _Arguments(arguments)
 
     def _models_built(self):
         return self.built

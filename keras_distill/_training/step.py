@@ -16,6 +16,7 @@ import collections
 import keras
 from keras import ops
 
+from keras_distill import _compat
 from keras_distill.losses.standardization import standardize_logits
 from keras_distill.losses.top_k_divergence import pack_top_k
 from keras_distill.losses.top_k_divergence import top_k_teacher
@@ -188,6 +189,21 @@ def response_losses(hard_loss, distillation_loss, labels, teacher_logits, studen
     if getattr(distillation_loss, "needs_labels", False):
         teacher_logits = (teacher_logits, labels)
     return hard, ops.cast(reduce(distillation_loss, teacher_logits, student_logits), "float32")
+
+
+def mask_ignored(student_logits, labels, ignore_class):
+    """The student's logits for the metrics, masked (a Keras mask, which
+    every metric honours, weighted or not) wherever `labels ==
+    ignore_class`: the metrics leave out what the hard-label loss ignores,
+    e.g. the unlabelled examples of semi-supervised distillation."""
+    if ignore_class is None or labels is None:
+        return student_logits
+    keep = ops.not_equal(labels, ignore_class)
+    if len(keep.shape) >= 2 and keep.shape[-1] == 1:
+        keep = ops.squeeze(keep, axis=-1)
+    masked = ops.multiply(student_logits, 1)  # a new tensor: the loss's stays unmasked
+    _compat.set_keras_mask(masked, keep)
+    return masked
 
 
 def replicas_in_sync():

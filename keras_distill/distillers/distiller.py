@@ -345,4 +345,5 @@ class Distiller(
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = step.split_target(y)
         _, metric_weights = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
+        y_pred = step.mask_ignored(y_pred, labels, getattr(self._student_loss, "ignore_class", None))
         return super().compute_metrics(x, labels, y_pred, metric_weights)

@@ -700,3 +700,21 @@ def test_a_loss_that_needs_labels_is_refused_on_unlabeled_data(digits):
     top_k = kd.Distiller(make_mlp(8, name="s"), make_mlp(16, name="t"), teacher_top_k=3)
     with pytest.raises(ValueError, match="standardize_logits=True needs every teacher logit"):
         top_k.compile(optimizer="sgd", loss=SCCE, standardize_logits=True)
+
+
+def test_metrics_leave_out_the_labels_the_loss_ignores(digits):
+    (x, y), _ = digits
+    x, y = x[:64], y[:64].copy()
+    y[24:] = -1
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    predicted = np.argmax(student.predict(x, verbose=0), axis=-1)
+    logs = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(np.mean(predicted[:24] == y[:24]), abs=1e-6)
+    # Each metric once: the list form has as many values as the dict.
+    assert len(distiller.evaluate(x, y, batch_size=16, verbose=0)) == len(logs)
