@@ -13,16 +13,17 @@ FORTUNES := /usr/share/games/fortunes
 # 129 s on JAX (an MLP epoch: 5.0 s, 5.9 s, 3.3 s), so TensorFlow is fastest.
 DEMO_BACKEND ?= tensorflow
 
-.PHONY: install data demo demo-quick reproduce lint format test clean
+.PHONY: install data demo demo-quick reproduce lint format notebooks test docs dist clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch==2.13.0 is a CPU build that pip finds on these machines; a bare
-	# "torch" would pull a multi-gigabyte CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77"
+	# torch==2.13.0 from pip's configured index: this project's machines find
+	# a CPU build there; from plain PyPI it is the CUDA build (several GB), so
+	# pass TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU one.
+	$(PY) -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[tensorflow,jax,data,test]"
 	touch $(STAMP)
 
@@ -68,5 +69,20 @@ test: install data lint
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed" >&2; exit 1; fi; \
 	echo "All tests passed on: $(BACKENDS)"
 
+# The notebooks, written from their jupytext sources (notebooks/NN_*.py,
+# which ruff checks): edit the .py, then run this.
+notebooks: install
+	$(VENV)/bin/jupytext --to ipynb notebooks/[0-9]*.py
+
+# The docs site, from docs/ and the docstrings, into site/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The sdist and the wheel in dist/, checked as a package index would.
+dist: install
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(PY) -m twine check dist/*
+
 clean:
-	rm -rf $(VENV) distill-output *.egg-info
+	rm -rf $(VENV) distill-output *.egg-info site dist build

@@ -2,6 +2,7 @@
 repository's application (reproductions, demo, benchmarks)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="the wheel is the same on every backend: built once, on JAX")
-def test_the_wheel_holds_the_library_alone(tmp_path):
+def test_the_wheel_holds_the_library_alone_and_runs_the_quickstart(tmp_path):
     # Built from a copy of the tracked tree, so that no build folder is left
     # in the checkout and nothing untracked can slip into the wheel.
     source = tmp_path / "source"
@@ -60,3 +61,40 @@ def test_the_wheel_holds_the_library_alone(tmp_path):
         if any(word in name for word in ("experiments", "reproductions", "demo", "jobs", "benchmark", "examples"))
     ]
     assert not application, application
+
+    # The README's quickstart, run from the installed wheel in a folder
+    # outside the repository (one epoch each).
+    site = tmp_path / "site-packages"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(site),
+            str(tmp_path / "dist" / wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    text = open(os.path.join(ROOT, "README.md")).read()
+    quickstart = re.search(r"## Quickstart\n.*?```python\n(.*?)```", text, re.S).group(1)
+    code = re.sub(r"epochs=\d+", "epochs=1", quickstart) + "\nprint('FROM', kd.__file__)\n"
+    run = tmp_path / "run"
+    run.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert f"FROM {site}" in result.stdout
+    assert (run / "student.keras").exists()
