@@ -5,6 +5,27 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "callbacks",
+    "datasets",
+    "features",
+    "losses",
+    "AssistantChain",
+    "BornAgain",
+    "CausalLMDistiller",
+    "Distiller",
+    "FeatureDistiller",
+    "FSPDistiller",
+    "HintDistiller",
+    "MutualLearner",
+    "OnPolicyDistiller",
+    "quantize_student",
+    "generate_distillation_data",
+    "precompute_teacher_outputs",
+    "with_teacher_outputs",
+    "tune",
+]
+
 
 def _is_command_line():
     """Whether this process is `keras-distill` (or `python -m keras_distill`)
@@ -23,9 +44,11 @@ def _is_command_line():
 if _is_command_line():
 
     def __getattr__(name):
-        from keras_distill import _public
+        if name not in __all__:
+            raise AttributeError(f"module 'keras_distill' has no attribute {name!r}")
+        import importlib
 
-        return getattr(_public, name)
+        return getattr(importlib.import_module("keras_distill._public"), name)
 
 else:
     from keras_distill._public import *  # noqa: F403

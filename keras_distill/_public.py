@@ -18,24 +18,3 @@ from keras_distill.sequence_data import generate_distillation_data
 from keras_distill.teacher_cache import precompute_teacher_outputs
 from keras_distill.teacher_cache import with_teacher_outputs
 from keras_distill.tuning import tune
-
-__all__ = [
-    "callbacks",
-    "datasets",
-    "features",
-    "losses",
-    "AssistantChain",
-    "BornAgain",
-    "CausalLMDistiller",
-    "Distiller",
-    "FeatureDistiller",
-    "FSPDistiller",
-    "HintDistiller",
-    "MutualLearner",
-    "OnPolicyDistiller",
-    "quantize_student",
-    "generate_distillation_data",
-    "precompute_teacher_outputs",
-    "with_teacher_outputs",
-    "tune",
-]

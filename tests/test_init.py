@@ -154,3 +154,10 @@ def test_the_public_names():
         "MutualLearner",
         "OnPolicyDistiller",
     ]
+
+
+def test_the_public_names_are_listed_once():
+    from keras_distill import _public
+
+    names = {name for name in vars(_public) if not name.startswith("_")}
+    assert names == set(kd.__all__)
