@@ -89,12 +89,14 @@ def main(argv=None):
         model.fit(x_train, y_train, epochs=epochs, **fit)
 
     def distill(model):
-        distiller = kd.Distiller(model, teacher)
+        distiller = kd.Distiller(student=model, teacher=teacher)
         distiller.compile(**kd_compile)
         distiller.fit(x_train, y_train, epochs=epochs, **fit)
 
     def fitnets(model):
-        distiller = kd.HintDistiller(model, teacher, hint_layer="teacher_pool1", guided_layer="student_pool1")
+        distiller = kd.HintDistiller(
+            student=model, teacher=teacher, hint_layer="teacher_pool1", guided_layer="student_pool1"
+        )
         distiller.compile(**kd_compile)
         distiller.fit_hints(x_train, epochs=stage, **fit)
         distiller.fit(x_train, y_train, epochs=epochs - stage, **fit)
@@ -104,25 +106,33 @@ def main(argv=None):
             (("teacher_conv1", "teacher_conv3"), ("student_conv1", "student_conv2")),
             (("teacher_conv4", "teacher_conv6"), ("student_conv3", "student_conv4")),
         ]
-        distiller = kd.FSPDistiller(model, teacher, pairs)
+        distiller = kd.FSPDistiller(student=model, teacher=teacher, pairs=pairs)
         distiller.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
         distiller.fit_fsp(x_train, epochs=stage, **fit)
         distiller.fit(x_train, y_train, epochs=epochs - stage, **fit)
 
     def attention(model):
         pairs = [("teacher_conv3", "student_conv2"), ("teacher_conv6", "student_conv4")]
-        distiller = kd.FeatureDistiller(model, teacher, pairs, feature_loss=kd.losses.AttentionTransfer())
+        distiller = kd.FeatureDistiller(
+            student=model, teacher=teacher, pairs=pairs, feature_loss=kd.losses.AttentionTransfer()
+        )
         distiller.compile(optimizer="adam", loss=loss, metrics=["accuracy"], alpha=1.0, feature_weight=1000.0)
         distiller.fit(x_train, y_train, epochs=epochs, **fit)
 
     def rkd(model):
         distance = kd.FeatureDistiller(
-            model, teacher, [("teacher_features", "student_features")], feature_loss=kd.losses.RKDDistance()
+            student=model,
+            teacher=teacher,
+            pairs=[("teacher_features", "student_features")],
+            feature_loss=kd.losses.RKDDistance(),
         )
         distance.compile(**kd_compile, feature_weight=25.0)
         distance.fit(x_train, y_train, epochs=stage, **fit)
         angle = kd.FeatureDistiller(
-            model, teacher, [("teacher_features", "student_features")], feature_loss=kd.losses.RKDAngle()
+            student=model,
+            teacher=teacher,
+            pairs=[("teacher_features", "student_features")],
+            feature_loss=kd.losses.RKDAngle(),
         )
         angle.compile(**kd_compile, feature_weight=50.0)
         angle.fit(x_train, y_train, epochs=epochs - stage, **fit)

@@ -144,7 +144,7 @@ def run_takd(kd, keras, data, args):
     rows.append(("student 784-16-10 from scratch", scratch, time.perf_counter() - start))
     start = time.perf_counter()
     direct = student()
-    distiller = kd.Distiller(direct, teacher)
+    distiller = kd.Distiller(student=direct, teacher=teacher)
     distiller.compile(optimizer="adam", **settings)
     distiller.fit(x, y, **fit)
     rows.append(("student distilled from the teacher", direct, time.perf_counter() - start))

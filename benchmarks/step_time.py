@@ -102,7 +102,7 @@ class Setup:
                 model = student("student_a")
                 model.compile(optimizer="adam", loss=ce)
             elif key in ("b", "c"):
-                model = kd.Distiller(student(f"student_{key}"), self.teacher)
+                model = kd.Distiller(student=student(f"student_{key}"), teacher=self.teacher)
                 model.compile(optimizer="adam", loss=ce, alpha=0.5, temperature=2.0)
             elif key == "d":
                 model = keras.distillation.Distiller(
@@ -114,8 +114,8 @@ class Setup:
                 model.compile(optimizer="adam", loss=ce)
             elif key == "e":
                 model = kd.HintDistiller(
-                    student("student_e"),
-                    self.feature_teacher,
+                    student=student("student_e"),
+                    teacher=self.feature_teacher,
                     hint_layer="dense_1",
                     guided_layer="dense_0",
                     regressor=keras.layers.Identity(),

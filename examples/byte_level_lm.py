@@ -250,7 +250,7 @@ def main(argv=None):
     # student's samples half the time; sequence-level KD with the teacher's.
     prompt_weights = weights * (np.arange(args.length)[None, :] >= args.prompt - 1)
     model = student()
-    gkd = kd.OnPolicyDistiller(model, teacher, lmbda=0.5, sampling_temperature=1.0, seed=0)
+    gkd = kd.OnPolicyDistiller(student=model, teacher=teacher, lmbda=0.5, sampling_temperature=1.0, seed=0)
     gkd.compile(optimizer=keras.optimizers.Adam(3e-3), beta=0.5, temperature=1.0)
     record(
         "on-policy KD (OnPolicyDistiller, lmbda 0.5, beta 0.5)",
@@ -299,7 +299,7 @@ def main(argv=None):
     seconds = timed(lambda: fit_alone(model, x_bpe, y_bpe, bpe_weights))
     record(f"BPE student ({vocabulary} tokens) from scratch", model, seconds, bpe_perplexity(model))
     model = bpe_student()
-    cross = kd.Distiller(model, teacher, separate_teacher_inputs=True)
+    cross = kd.Distiller(student=model, teacher=teacher, separate_teacher_inputs=True)
     cross.compile(optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0, distillation_loss="uld")
     paired = {"student": x_bpe, "teacher": teacher_bytes(tokenizer, x_bpe, args.length)}
     seconds = timed(

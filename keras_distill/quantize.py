@@ -202,7 +202,7 @@ def _per_channel_config(mode):
 def _distill(
     model, teacher, x, y, epochs, alpha, temperature, learning_rate, batch_size, loss, validation_data, verbose
 ):
-    distiller = Distiller(model, teacher)
+    distiller = Distiller(student=model, teacher=teacher)
     distiller.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -72,7 +72,7 @@ def run(data, settings, seeds, output):
         measured["teacher"].append(_scores(models.predict_logits(teacher, data.x_test), data.y_test, omitted))
         keras.utils.set_random_seed(seed)
         student = models.mlp([settings["student_units"]] * 2, "student")
-        distiller = Distiller(student, teacher)
+        distiller = Distiller(student=student, teacher=teacher)
         distiller.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=models.loss(),

@@ -1,7 +1,7 @@
 """`ensemble`: an ensemble of separately trained models distilled into one.
 
 Four MLPs 784-800-800-10, each trained with dropout from its own seed, are
-the teacher (`Distiller(student, teacher=[...])` distills the mixture of
+the teacher (`Distiller(student=student, teacher=[...])` distills the mixture of
 their softened distributions). The student, of the members' architecture
 without dropout, is trained from the same initial weights and for the same
 epochs on the labels alone and distilled from the members' cached logits.

@@ -67,12 +67,12 @@ def run(data, settings, seeds, output):
         history = scratch.fit(data.x_train, data.y_train, epochs=epochs, **fit)
         curves[runs[0]].append(history.history["val_accuracy"])
 
-        distiller = Distiller(student(), teacher)
+        distiller = Distiller(student=student(), teacher=teacher)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3), **kd_settings)
         history = distiller.fit(data.x_train, data.y_train, epochs=epochs, **fit)
         curves[runs[1]].append(history.history["val_accuracy"])
 
-        hinted = HintDistiller(student(), teacher, hint_layer=hint, guided_layer=guided)
+        hinted = HintDistiller(student=student(), teacher=teacher, hint_layer=hint, guided_layer=guided)
         hinted.compile(optimizer=keras.optimizers.Adam(1e-3), **kd_settings)
         hinted.fit_hints(data.x_train, epochs=hint_epochs, batch_size=settings["batch_size"], verbose=0)
         history = hinted.fit(data.x_train, data.y_train, epochs=epochs - hint_epochs, **fit)

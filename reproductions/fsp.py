@@ -93,7 +93,7 @@ def run(data, settings, seeds, output):
         student = models.same_start(lambda: models.cnn(settings["student_blocks"], "student"), seed)
         scratch = models.compile_classifier(student())
         curves[runs[0]].append(scratch.fit(x_train, y_train, **fit).history["val_accuracy"])
-        distiller = FSPDistiller(student(), teacher, PAIRS)
+        distiller = FSPDistiller(student=student(), teacher=teacher, pairs=PAIRS)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=models.loss(), metrics=models.metrics())
         distiller.fit_fsp(x_train, epochs=settings["fsp_epochs"], batch_size=settings["batch_size"], verbose=0)
         curves[runs[1]].append(distiller.fit(x_train, y_train, **fit).history["val_accuracy"])

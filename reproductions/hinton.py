@@ -49,7 +49,7 @@ def run(data, settings, seeds, output):
         errors["scratch"].append(models.errors(scratch, data.x_test, data.y_test))
         for temperature in temperatures:
             distilled = student()
-            distiller = Distiller(distilled, teacher)
+            distiller = Distiller(student=distilled, teacher=teacher)
             distiller.compile(
                 optimizer=keras.optimizers.Adam(1e-3),
                 loss=models.loss(),

@@ -246,7 +246,7 @@ def fit_student(model, data, *, epochs, batch_size, seed, teacher=None, targets=
     if teacher is None:
         compile_classifier(model).fit(data.x_train, data.y_train, **fit)
         return model
-    distiller = kd.Distiller(model, teacher)
+    distiller = kd.Distiller(student=model, teacher=teacher)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss(), metrics=metrics(), **compile_kwargs)
     distiller.fit(data.x_train, targets, **fit)
     return model

@@ -60,7 +60,7 @@ def run(data, settings, seeds, output):
         alone = models.compile_classifier(student())
         alone.fit(data.x_train, data.y_train, **fit)
         direct = student()
-        distiller = Distiller(direct, teacher)
+        distiller = Distiller(student=direct, teacher=teacher)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3), **kd_settings)
         distiller.fit(data.x_train, data.y_train, **fit)
         keras.utils.set_random_seed(seed)

@@ -153,7 +153,7 @@ def test_quantized_students_train_under_distillation_with_their_kernels_and_the_
     frozen = {v.path: np.array(v) for v in model.variables if "lora" not in v.path and "bias" not in v.path}
     adapters = {v.path: np.array(v) for v in model.variables if "lora_kernel_b" in v.path}
     teacher_weights = [np.array(w) for w in teacher.get_weights()]
-    distiller = kd.Distiller(model, teacher)
+    distiller = kd.Distiller(student=model, teacher=teacher)
     distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     distiller.fit(x, y, epochs=1, batch_size=64, verbose=0)
     assert any(path.endswith("/kernel") for path in frozen)

@@ -13,7 +13,7 @@ CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 def _distiller(student_weights, teacher, **kwargs):
     student = make_mlp(8, name="student")
     student.set_weights(student_weights)
-    distiller = kd.Distiller(student, teacher, **kwargs)
+    distiller = kd.Distiller(student=student, teacher=teacher, **kwargs)
     distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss=CE, metrics=["accuracy"], alpha=0.3, temperature=3.0)
     return distiller
 
@@ -95,7 +95,7 @@ def test_several_teachers_probabilities_and_class_subsets(digits):
     second = make_mlp(16, name="second", softmax=True)
     student = make_mlp(8, name="student", classes=2)
     kwargs = dict(teacher=[first, second], teacher_weights=[2, 1], teacher_classes=[3, 8])
-    distiller = kd.Distiller(student, **kwargs)
+    distiller = kd.Distiller(student=student, **kwargs)
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.2, temperature=4.0)
     logits = kd.precompute_teacher_outputs([first, second], x)
     assert logits.shape == (200, 2, 10)
@@ -111,7 +111,7 @@ def test_unlabeled_transfer_set(digits):
     (x, _), _ = digits
     x = x[:128]
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=None, alpha=0.0)
     logits = kd.precompute_teacher_outputs(teacher, x)
     live = distiller.evaluate(x, batch_size=32, return_dict=True, verbose=0)
@@ -151,7 +151,7 @@ def test_dataset_with_inputs_only(digits):
     )
     element = next(iter(cached))
     assert set(element[1]) == {"teacher_logits"} and element[1]["teacher_logits"].dtype == tf.float16
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=None, alpha=0.0)
     distiller.fit(cached, epochs=1, shuffle=False, verbose=0)
 
@@ -185,7 +185,7 @@ def test_errors(digits):
     logits = kd.precompute_teacher_outputs(teacher, x)
     with pytest.raises(ValueError, match="64 examples but `teacher_logits` has 32"):
         kd.with_teacher_outputs(y, logits[:32])
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=CE)
     stacked = np.stack([logits, logits], axis=1)
     with pytest.raises(ValueError, match=r"shape \(64, 2, 10\).*\(None, 10\)"):
@@ -193,7 +193,10 @@ def test_errors(digits):
     with pytest.raises(ValueError, match="shape"):
         distiller.evaluate(x, kd.with_teacher_outputs(y, logits[:, :5]), verbose=0)
     hint = kd.FeatureDistiller(
-        make_mlp(8, name="thin"), make_mlp(32, name="wide"), pairs=[("wide_hidden", "thin_hidden")], projections="auto"
+        student=make_mlp(8, name="thin"),
+        teacher=make_mlp(32, name="wide"),
+        pairs=[("wide_hidden", "thin_hidden")],
+        projections="auto",
     )
     hint.compile(optimizer="sgd", loss=CE, feature_weight=1.0)
     with pytest.raises(ValueError, match="intermediate features"):

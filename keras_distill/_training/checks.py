@@ -167,7 +167,7 @@ def check_logit_shapes(teacher_shape, student_shape, teacher_name, student_name)
             "teacher's number of classes."
             + (
                 " For language models with different tokenizers, pass both models' tokens: "
-                "Distiller(student, teacher, separate_teacher_inputs=True), compiled with "
+                "Distiller(student=student, teacher=teacher, separate_teacher_inputs=True), compiled with "
                 "distillation_loss='uld' (keras_distill.losses.UniversalLogitDistillation)."
                 if len(teacher_shape) >= 2 and len(teacher_shape) == len(student_shape)
                 else ""
@@ -407,7 +407,7 @@ def check_distiller_models(
     if separate_teacher_inputs and not takes_separate_teacher_inputs:
         raise ValueError(
             f"{owner} feeds the teacher and the student the same inputs. Distill a teacher "
-            "with its own tokenizer with keras_distill.Distiller(student, teacher, "
+            "with its own tokenizer with keras_distill.Distiller(student=student, teacher=teacher, "
             "separate_teacher_inputs=True)."
         )
     if separate_teacher_inputs:
@@ -422,3 +422,24 @@ def check_distiller_models(
         classes=None if student_shape is None else student_shape[-1],
     )
     return teachers, kinds, weights
+
+
+def check_model_keywords(owner, positional, student, teacher, **required):
+    """Raises a `TypeError` unless the models came by keyword (the two
+    libraries a user may come from order them differently) and every
+    argument in `required` was given."""
+    if positional:
+        raise TypeError(
+            f"{owner} takes its models by keyword: {owner}(student=..., teacher=...). Received "
+            f"{len(positional)} positional argument(s). keras.distillation.Distiller takes (teacher, student) "
+            "and the keras.io tutorial's Distiller (student, teacher): by position, one of the two orders would "
+            "silently train the teacher."
+        )
+    missing = [name for name, value in (("student", student), ("teacher", teacher)) if value is None]
+    if missing:
+        raise TypeError(
+            f"{owner} needs both models. Missing: {', '.join(missing)}. Pass {owner}(student=..., teacher=...)."
+        )
+    missing = [name for name, value in required.items() if value is None]
+    if missing:
+        raise TypeError(f"{owner} needs {', '.join(f'`{name}`' for name in missing)}. See help({owner}).")

@@ -15,6 +15,7 @@ The loss and its gradients are those of `Distiller` on the full logits.
 import keras
 from keras import ops
 
+from keras_distill._training import checks
 from keras_distill._training import step
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
@@ -50,7 +51,7 @@ class CausalLMDistiller(Distiller):
     Examples:
 
     ```python
-    distiller = keras_distill.CausalLMDistiller(student_lm, teacher_lm, chunk_size=128)
+    distiller = keras_distill.CausalLMDistiller(student=student_lm, teacher=teacher_lm, chunk_size=128)
     distiller.compile(
         optimizer=keras.optimizers.AdamW(1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -66,10 +67,20 @@ class CausalLMDistiller(Distiller):
         "cached teacher outputs. Pass the labels alone, or use keras_distill.Distiller with the cache."
     )
 
-    def __init__(self, student, teacher, *, chunk_size=128, teacher_top_k=None, name="causal_lm_distiller", **kwargs):
+    def __init__(
+        self,
+        *models,
+        student=None,
+        teacher=None,
+        chunk_size=128,
+        teacher_top_k=None,
+        name="causal_lm_distiller",
+        **kwargs,
+    ):
+        checks.check_model_keywords(type(self).__name__, models, student, teacher)
         for role, model in (("student", student), ("teacher", teacher)):
             _check_causal_lm(model, role)
-        super().__init__(student, teacher, teacher_top_k=teacher_top_k, name=name, **kwargs)
+        super().__init__(student=student, teacher=teacher, teacher_top_k=teacher_top_k, name=name, **kwargs)
         self.chunk_size = check_int(chunk_size, "chunk_size", example=128, at_least=1)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):

@@ -60,7 +60,8 @@ class Distiller(
     the user's model as it was: trainable elsewhere. A layer shared by the
     teacher and the student is refused. If a step fails, every model comes
     out with its weights. `predict` and `call` return the student's logits;
-    `evaluate` reports the student's metrics.
+    `evaluate` reports the student's metrics. Models go by keyword:
+    `keras.distillation.Distiller` takes `(teacher, student)` by position.
 
     `alpha` and `temperature` live in float32 variables (`distiller.alpha`,
     `distiller.temperature`); `keras_distill.callbacks.AlphaScheduler` and
@@ -121,8 +122,8 @@ class Distiller(
     Several teachers, or a student for classes 3, 5 and 7 of the teacher:
 
     ```python
-    keras_distill.Distiller(student, teacher=[teacher_a, teacher_b], teacher_weights=[2, 1])
-    keras_distill.Distiller(student_3_classes, teacher, teacher_classes=[3, 5, 7])
+    keras_distill.Distiller(student=student, teacher=[teacher_a, teacher_b], teacher_weights=[2, 1])
+    keras_distill.Distiller(student=student_3_classes, teacher=teacher, teacher_classes=[3, 5, 7])
     ```
 
     Reference:
@@ -134,8 +135,9 @@ class Distiller(
 
     def __init__(
         self,
-        student,
-        teacher,
+        *models,
+        student=None,
+        teacher=None,
         teacher_output_kind="auto",
         teacher_weights=None,
         teacher_classes=None,
@@ -144,6 +146,7 @@ class Distiller(
         name="distiller",
         **kwargs,
     ):
+        checks.check_model_keywords(type(self).__name__, models, student, teacher)
         teachers, kinds, weights = checks.check_distiller_models(
             type(self).__name__,
             student,
@@ -228,8 +231,7 @@ class Distiller(
                 so that the student matches the shape of the teacher's
                 logits, not their range. Composes with every dense loss.
             student_loss_fn: The keras.io tutorial's name for `loss`.
-            distillation_loss_fn: The keras.io tutorial's name for
-                `distillation_loss`.
+            distillation_loss_fn: Its name for `distillation_loss`.
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`,
                 `run_eagerly`, `steps_per_execution`, ...).
         """
@@ -271,8 +273,7 @@ class Distiller(
         return self.student(self._student_inputs(inputs), training=training)
 
     def _student_inputs(self, x):
-        """The student's part of `x` (all of it, unless the teacher has its
-        own inputs)."""
+        """The student's part of `x`: all of it, unless the teacher has its own."""
         if self.separate_teacher_inputs and isinstance(x, dict) and set(x) == {"student", "teacher"}:
             return x["student"]
         return x
@@ -290,8 +291,7 @@ class Distiller(
         return self._targets.logits(outputs)
 
     def _run_teachers(self, x):
-        """The teachers' outputs on `x` (a list), and their tapped features
-        (a dict; none here)."""
+        """The teachers' outputs on `x` (a list), and their tapped features (none here)."""
         return [model(x, training=False) for model in self.teachers], {}
 
     def _teacher_targets(self, x, y):

@@ -66,7 +66,8 @@ class FeatureDistiller(Distiller):
 
     ```python
     distiller = keras_distill.FeatureDistiller(
-        student, teacher,
+        student=student,
+        teacher=teacher,
         pairs=[("teacher_block2", "student_block2")],
         feature_loss=keras_distill.losses.AttentionTransfer(),
     )
@@ -89,9 +90,10 @@ class FeatureDistiller(Distiller):
 
     def __init__(
         self,
-        student,
-        teacher,
-        pairs,
+        *models,
+        student=None,
+        teacher=None,
+        pairs=None,
         feature_loss="mse",
         pair_weights=None,
         projections=None,
@@ -99,14 +101,15 @@ class FeatureDistiller(Distiller):
         name="feature_distiller",
         **kwargs,
     ):
+        checks.check_model_keywords(type(self).__name__, models, student, teacher, pairs=pairs)
         if isinstance(teacher, (list, tuple)):
             raise ValueError(
                 f"{type(self).__name__} distills one teacher's features. "
                 f"Received {len(teacher)} teachers. Pass one teacher, or use "
-                "keras_distill.Distiller(student, teacher=[...]) to distill "
+                "keras_distill.Distiller(student=student, teacher=[...]) to distill "
                 "several teachers' outputs."
             )
-        super().__init__(student, teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs)
+        super().__init__(student=student, teacher=teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs)
         self.pairs = checks.normalize_pairs(pairs)
         self.pair_weights = checks.normalize_pair_weights(pair_weights, len(self.pairs))
         self.feature_loss = get_feature_loss(feature_loss)

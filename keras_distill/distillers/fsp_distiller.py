@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_distill._training import checks
 from keras_distill.distillers.feature_distiller import FeatureDistiller
 from keras_distill.losses.fsp import FSPLoss
 
@@ -35,7 +36,7 @@ class FSPDistiller(FeatureDistiller):
 
     ```python
     distiller = keras_distill.FSPDistiller(
-        student, teacher, pairs=[(("t_conv1", "t_conv3"), ("s_conv1", "s_conv2"))]
+        student=student, teacher=teacher, pairs=[(("t_conv1", "t_conv3"), ("s_conv1", "s_conv2"))]
     )
     distiller.compile(
         optimizer="adam",
@@ -58,15 +59,17 @@ class FSPDistiller(FeatureDistiller):
 
     def __init__(
         self,
-        student,
-        teacher,
-        pairs,
+        *models,
+        student=None,
+        teacher=None,
+        pairs=None,
         pair_weights=None,
         data_format=None,
         teacher_output_kind="auto",
         name="fsp_distiller",
         **kwargs,
     ):
+        checks.check_model_keywords(type(self).__name__, models, student, teacher, pairs=pairs)
         for pair in pairs if isinstance(pairs, (list, tuple)) else [pairs]:
             if not (
                 isinstance(pair, (list, tuple))
@@ -79,8 +82,8 @@ class FSPDistiller(FeatureDistiller):
                     "'t_b'), ('s_a', 's_b'))]."
                 )
         super().__init__(
-            student,
-            teacher,
+            student=student,
+            teacher=teacher,
             pairs=pairs,
             feature_loss=FSPLoss(data_format=data_format),
             pair_weights=pair_weights,

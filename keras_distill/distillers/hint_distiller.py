@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_distill._training import checks
 from keras_distill._training.projections import build_regressor
 from keras_distill._training.projections import pair_shapes
 from keras_distill.distillers.feature_distiller import FeatureDistiller
@@ -45,7 +46,7 @@ class HintDistiller(FeatureDistiller):
 
     ```python
     distiller = keras_distill.HintDistiller(
-        student, teacher, hint_layer="teacher_block2", guided_layer="student_block1"
+        student=student, teacher=teacher, hint_layer="teacher_block2", guided_layer="student_block1"
     )
     distiller.compile(
         optimizer="adam",
@@ -71,16 +72,20 @@ class HintDistiller(FeatureDistiller):
 
     def __init__(
         self,
-        student,
-        teacher,
-        hint_layer,
-        guided_layer,
+        *models,
+        student=None,
+        teacher=None,
+        hint_layer=None,
+        guided_layer=None,
         regressor=None,
         pair_weights=None,
         teacher_output_kind="auto",
         name="hint_distiller",
         **kwargs,
     ):
+        checks.check_model_keywords(
+            type(self).__name__, models, student, teacher, hint_layer=hint_layer, guided_layer=guided_layer
+        )
         hint_layers = _as_list(hint_layer, "hint_layer")
         guided_layers = _as_list(guided_layer, "guided_layer")
         if len(hint_layers) != len(guided_layers):
@@ -95,8 +100,8 @@ class HintDistiller(FeatureDistiller):
         if regressor is None:
             regressor = _default_regressors(student, teacher, pairs)
         super().__init__(
-            student,
-            teacher,
+            student=student,
+            teacher=teacher,
             pairs=pairs,
             feature_loss=HintLoss(),
             pair_weights=pair_weights,

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from keras_distill import _compat
+from keras_distill._training import checks
 from keras_distill._training import step
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -70,7 +71,7 @@ class OnPolicyDistiller(Distiller):
     Examples:
 
     ```python
-    distiller = keras_distill.OnPolicyDistiller(student_lm, teacher_lm, lmbda=0.5)
+    distiller = keras_distill.OnPolicyDistiller(student=student_lm, teacher=teacher_lm, lmbda=0.5)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-4), beta=0.5, temperature=1.0)
     distiller.fit(x, y, sample_weight=response_mask, epochs=1)
     ```
@@ -87,9 +88,9 @@ class OnPolicyDistiller(Distiller):
 
     def __init__(
         self,
-        student,
-        teacher,
-        *,
+        *models,
+        student=None,
+        teacher=None,
         lmbda=0.5,
         sampling_temperature=1.0,
         end_token_id=None,
@@ -97,6 +98,7 @@ class OnPolicyDistiller(Distiller):
         name="on_policy_distiller",
         **kwargs,
     ):
+        checks.check_model_keywords(type(self).__name__, models, student, teacher)
         if not _compat.generates_with_cache(student):
             raise ValueError(
                 "OnPolicyDistiller samples from the student through its key/value cache, so the student must "
@@ -118,7 +120,7 @@ class OnPolicyDistiller(Distiller):
             end_token_id = check_int(end_token_id, "end_token_id", example=2, at_least=0)
         if seed is not None:
             seed = check_int(seed, "seed", example=0, at_least=0)
-        super().__init__(student, teacher, name=name, **kwargs)
+        super().__init__(student=student, teacher=teacher, name=name, **kwargs)
         self.end_token_id = end_token_id
         self.seed = seed
         self._sampling_seed = keras.random.SeedGenerator(seed, name="sampling_seed")

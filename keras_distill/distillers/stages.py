@@ -126,7 +126,7 @@ class StageConfig:
             )
 
     def distiller(self, student, teacher):
-        distiller = Distiller(student, teacher)
+        distiller = Distiller(student=student, teacher=teacher)
         distiller.compile(optimizer=self.optimizer(), **self.compile_kwargs)
         return distiller
 

@@ -71,7 +71,7 @@ class UniversalLogitDistillation(LogitLoss):
     See `keras_distill.losses.universal_logit_distillation`. Per-token values
     have the student's sequence length (0 past the teacher's), so the
     student's `sample_weight` applies; distill a teacher with its own
-    tokenizer with `keras_distill.Distiller(student, teacher,
+    tokenizer with `keras_distill.Distiller(student=student, teacher=teacher,
     separate_teacher_inputs=True)`.
 
     Args:

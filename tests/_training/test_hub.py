@@ -23,7 +23,7 @@ def test_keras_hub_student_with_a_preprocessor_on_raw_strings():
     teacher = causal_lm(2, 16, "teacher", vocabulary=len(vocabulary))
     rng = np.random.default_rng(0)
     texts = np.array(["".join(rng.choice(list("abc "), size=rng.integers(2, 9))) for _ in range(24)])
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=CE, alpha=0.5, distillation_loss="reverse_kl")
     raw = distiller.evaluate(texts, batch_size=8, verbose=0, return_dict=True)
     x, labels, label_mask = keras.tree.map_structure(ops.convert_to_numpy, preprocessor(list(texts)))

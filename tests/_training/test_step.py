@@ -38,7 +38,7 @@ def test_several_teachers_distill_their_weighted_mixture(digits):
     x, _ = small_batch(digits)
     student = make_mlp(8, name="student")
     first, second = make_mlp(16, name="first"), make_mlp(24, name="second", softmax=True)
-    distiller = kd.Distiller(student, [first, second], teacher_weights=[3, 1])
+    distiller = kd.Distiller(student=student, teacher=[first, second], teacher_weights=[3, 1])
     distiller.compile(optimizer="sgd", loss=None, alpha=0.0, temperature=2.0)
     soft_first = np.exp(log_softmax(logits(first, x) / 2.0))
     soft_second = np.exp(log_softmax(np.log(logits(second, x)) / 2.0))
@@ -57,7 +57,7 @@ def test_several_teachers_distill_their_weighted_mixture(digits):
 def test_teacher_classes_select_and_renormalize(digits):
     x, y = small_batch(digits)
     student, teacher = make_mlp(8, name="student", classes=3), make_mlp(16, name="teacher")
-    distiller = kd.Distiller(student, teacher, teacher_classes=[7, 2, 5])
+    distiller = kd.Distiller(student=student, teacher=teacher, teacher_classes=[7, 2, 5])
     distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", alpha=0.0, temperature=3.0)
     expected = numpy_kl(logits(teacher, x)[:, [7, 2, 5]], logits(student, x), 3.0).mean()
     logs = distiller.evaluate(x, y % 3, batch_size=len(x), verbose=0, return_dict=True)
@@ -67,7 +67,7 @@ def test_teacher_classes_select_and_renormalize(digits):
 def test_loss_is_the_mean_over_real_tokens():
     x, labels, mask = token_batch()
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=CE, weighted_metrics=["accuracy"], alpha=0.3, temperature=2.0)
     logs = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     student_logits, teacher_logits = predict(student, x), predict(teacher, x)
@@ -83,7 +83,7 @@ def test_loss_is_the_mean_over_real_tokens():
 def test_padded_positions_do_not_count():
     x, labels, mask = token_batch()
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
     before = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     changed = dict(x, token_ids=np.where(mask, x["token_ids"], (x["token_ids"] + 5) % VOCABULARY).astype("int32"))
@@ -103,7 +103,7 @@ def test_padded_positions_do_not_count():
 def test_per_token_sample_weight_is_a_mask_too():
     x, labels, mask = token_batch()
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
     masked = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     full = dict(x, padding_mask=np.ones_like(mask))
@@ -118,7 +118,7 @@ def test_training_on_tokens_leaves_the_teacher_alone():
     x, labels, _ = token_batch(32)
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
     teacher_weights = [w.copy() for w in teacher.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=CE, alpha=0.5, distillation_loss="reverse_kl")
     history = distiller.fit(x, labels, batch_size=8, epochs=3, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -129,16 +129,16 @@ def test_training_on_tokens_leaves_the_teacher_alone():
 def test_top_k_in_the_distiller_live_and_cached():
     x, labels, mask = token_batch(32)
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
-    dense = kd.Distiller(student, teacher)
+    dense = kd.Distiller(student=student, teacher=teacher)
     dense.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
-    full_k = kd.Distiller(student, teacher, teacher_top_k=VOCABULARY)
+    full_k = kd.Distiller(student=student, teacher=teacher, teacher_top_k=VOCABULARY)
     full_k.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
     reference = dense.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     for key, value in full_k.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True).items():
         np.testing.assert_allclose(value, reference[key], rtol=1e-4, err_msg=key)
 
     initial = student.get_weights()
-    live = kd.Distiller(student, teacher, teacher_top_k=4)
+    live = kd.Distiller(student=student, teacher=teacher, teacher_top_k=4)
     live.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
     expected = numpy_top_k_kl(predict(teacher, x), predict(student, x), 4, 2.0)
     logs = live.evaluate(x, labels, batch_size=32, verbose=0, return_dict=True)
@@ -149,7 +149,7 @@ def test_top_k_in_the_distiller_live_and_cached():
     student.set_weights(initial)
     cache = kd.precompute_teacher_outputs(teacher, x, top_k=4)
     assert cache["top_k_indices"].shape == (32, LENGTH, 4) and cache["top_k_indices"].dtype == np.int32
-    cached = kd.Distiller(student, teacher)
+    cached = kd.Distiller(student=student, teacher=teacher)
     cached.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
     cached_history = cached.fit(
         x, kd.with_teacher_outputs(labels, cache), batch_size=8, epochs=2, shuffle=False, verbose=0
@@ -164,7 +164,7 @@ def test_keras_hub_gpt2_teacher_and_student():
     teacher, student = causal_lm(2, 16, "teacher"), causal_lm(1, 8, "student")
     x, labels, mask = token_batch(16)
     teacher_weights = [w.copy() for w in teacher.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=CE, alpha=0.5, distillation_loss=kd.losses.GeneralizedJSD(0.5))
     before = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     # Padded positions come last; changing them changes nothing (causal attention + mask).
@@ -182,7 +182,7 @@ def test_feature_distiller_distills_the_top_k_it_was_given():
     x, labels, mask = token_batch(16)
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
     pairs = [("teacher_hidden", "student_hidden")]
-    distiller = kd.FeatureDistiller(student, teacher, pairs=pairs, projections="auto", teacher_top_k=2)
+    distiller = kd.FeatureDistiller(student=student, teacher=teacher, pairs=pairs, projections="auto", teacher_top_k=2)
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0, feature_weight=0.0)
     logs = distiller.evaluate(x, labels, batch_size=16, verbose=0, return_dict=True)
     teacher_logits, student_logits = predict(teacher, x), predict(student, x)
@@ -196,14 +196,14 @@ def test_dense_cache_with_teacher_top_k_is_cut_to_the_top_k():
     x, labels, mask = token_batch(32)
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
     initial = student.get_weights()
-    live = kd.Distiller(student, teacher, teacher_top_k=4)
+    live = kd.Distiller(student=student, teacher=teacher, teacher_top_k=4)
     live.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
     live_history = live.fit(x, labels, batch_size=8, epochs=2, shuffle=False, verbose=0).history
     live_weights = student.get_weights()
 
     student.set_weights(initial)
     dense_cache = kd.precompute_teacher_outputs(teacher, x)
-    cached = kd.Distiller(student, teacher, teacher_top_k=4)
+    cached = kd.Distiller(student=student, teacher=teacher, teacher_top_k=4)
     cached.compile(optimizer=keras.optimizers.SGD(0.5), loss=CE, alpha=0.3, temperature=2.0)
     logs = cached.evaluate(x, kd.with_teacher_outputs(labels, dense_cache), batch_size=32, verbose=0, return_dict=True)
     expected = numpy_top_k_kl(predict(teacher, x), predict(student, x), 4, 2.0)

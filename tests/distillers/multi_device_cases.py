@@ -39,10 +39,12 @@ def build(kind):
         return model, list(model.peers)
     teacher = _mlp(16, "teacher")
     if kind == "distiller":
-        model = kd.Distiller(student, teacher)
+        model = kd.Distiller(student=student, teacher=teacher)
         parts = [student, teacher]
     else:
-        model = kd.HintDistiller(student, teacher, hint_layer="teacher_hidden", guided_layer="student_hidden")
+        model = kd.HintDistiller(
+            student=student, teacher=teacher, hint_layer="teacher_hidden", guided_layer="student_hidden"
+        )
         parts = [student, teacher, *model.regressors]
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),

@@ -71,9 +71,9 @@ def test_chunked_loss_and_gradients_equal_the_full_logits(models, case, chunk_si
     weights = np.random.default_rng(1).uniform(0.5, 2.0, labels.shape).astype("float32") * mask
     settings = {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "alpha": 0.5, **CASES[case]}
     y = None if settings["loss"] is None and case == "no labels" else labels
-    dense = kd.Distiller(student, teacher)
+    dense = kd.Distiller(student=student, teacher=teacher)
     dense.compile(optimizer="adam", **settings)
-    chunked = kd.CausalLMDistiller(student, teacher, chunk_size=chunk_size)
+    chunked = kd.CausalLMDistiller(student=student, teacher=teacher, chunk_size=chunk_size)
     chunked.compile(optimizer="adam", **settings)
     expected_loss, expected = loss_and_gradients(dense, x, y, weights)
     loss, gradients = loss_and_gradients(chunked, x, y, weights)
@@ -89,8 +89,8 @@ def test_chunked_top_k_equals_the_dense_top_k(models):
     x, labels, mask = token_batch(8)
     losses = []
     for distiller in (
-        kd.Distiller(student, teacher, teacher_top_k=3),
-        kd.CausalLMDistiller(student, teacher, teacher_top_k=3, chunk_size=4),
+        kd.Distiller(student=student, teacher=teacher, teacher_top_k=3),
+        kd.CausalLMDistiller(student=student, teacher=teacher, teacher_top_k=3, chunk_size=4),
     ):
         distiller.compile(
             optimizer="adam",
@@ -112,7 +112,11 @@ def test_fit_follows_the_full_logit_distiller_and_leaves_the_teacher():
         teacher, student = causal_lm(2, 16, "teacher"), causal_lm(1, 8, "student")
         before = [np.array(w) for w in teacher.get_weights()]
         student_before = [np.array(w) for w in student.get_weights()]
-        distiller = kd.CausalLMDistiller(student, teacher, chunk_size=4) if chunked else kd.Distiller(student, teacher)
+        distiller = (
+            kd.CausalLMDistiller(student=student, teacher=teacher, chunk_size=4)
+            if chunked
+            else kd.Distiller(student=student, teacher=teacher)
+        )
         distiller.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -136,7 +140,7 @@ def test_fit_follows_the_full_logit_distiller_and_leaves_the_teacher():
 
 def test_what_a_chunked_loss_cannot_do_is_refused(models, digits):
     teacher, student = models
-    distiller = kd.CausalLMDistiller(student, teacher)
+    distiller = kd.CausalLMDistiller(student=student, teacher=teacher)
     with pytest.raises(ValueError, match="takes no `metrics`.*full"):
         distiller.compile(
             optimizer="adam", metrics=["accuracy"], loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -152,7 +156,7 @@ def test_what_a_chunked_loss_cannot_do_is_refused(models, digits):
             optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
         )
     with pytest.raises(ValueError, match="needs keras-hub CausalLM models"):
-        kd.CausalLMDistiller(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), teacher)
+        kd.CausalLMDistiller(student=keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), teacher=teacher)
     distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, labels, _ = token_batch(8)
     cache = kd.precompute_teacher_outputs(teacher, x)

@@ -69,8 +69,8 @@ def test_a_byte_level_teacher_distills_into_a_bpe_student():
     student = causal_lm(1, 16, "bpe_student", vocabulary=vocabulary, dropout=0.0, max_length=BYTES)
 
     with pytest.raises(ValueError, match="separate_teacher_inputs=True.*'uld'"):
-        kd.Distiller(student, teacher)
-    distiller = kd.Distiller(student, teacher, separate_teacher_inputs=True)
+        kd.Distiller(student=student, teacher=teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher, separate_teacher_inputs=True)
     with pytest.raises(ValueError, match="token by token.*distillation_loss='uld'"):
         distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy", distillation_loss="kl")
     distiller.compile(
@@ -110,8 +110,8 @@ def test_distillers_that_share_inputs_refuse_separate_teacher_inputs():
     teacher, student = causal_lm(1, 8, "teacher"), causal_lm(1, 8, "student")
     for distiller in (kd.CausalLMDistiller, kd.OnPolicyDistiller):
         with pytest.raises(ValueError, match="same inputs.*keras_distill.Distiller"):
-            distiller(student, teacher, separate_teacher_inputs=True)
+            distiller(student=student, teacher=teacher, separate_teacher_inputs=True)
     with pytest.raises(ValueError, match="one teacher"):
-        kd.Distiller(student, [teacher, causal_lm(1, 8, "teacher_b")], separate_teacher_inputs=True)
+        kd.Distiller(student=student, teacher=[teacher, causal_lm(1, 8, "teacher_b")], separate_teacher_inputs=True)
     with pytest.raises(TypeError, match="True or False"):
-        kd.Distiller(student, teacher, separate_teacher_inputs="yes")
+        kd.Distiller(student=student, teacher=teacher, separate_teacher_inputs="yes")

@@ -59,10 +59,12 @@ def _build(kind):
     teacher = make_cnn("teacher", (8, 16))
     student = make_cnn("student", (4, 8))
     if kind == "distiller":
-        model = kd.Distiller(student, teacher)
+        model = kd.Distiller(student=student, teacher=teacher)
         model.compile(optimizer=_optimizer(), loss=CE, alpha=0.5, temperature=4.0)
     elif kind == "hint":
-        model = kd.HintDistiller(student, teacher, hint_layer="teacher_conv2", guided_layer="student_conv2")
+        model = kd.HintDistiller(
+            student=student, teacher=teacher, hint_layer="teacher_conv2", guided_layer="student_conv2"
+        )
         model.compile(optimizer=_optimizer(), loss=CE, alpha=0.5, temperature=4.0, hint_weight=0.5)
     else:
         model = kd.MutualLearner([student, make_cnn("peer", (8, 8))], temperature=2.0)
@@ -333,7 +335,7 @@ def test_softmax_teacher_is_read_as_probabilities(digits):
         distiller = kd.Distiller(student=student, teacher=teacher)
         distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.0, temperature=4.0)
         losses.append(distiller.evaluate(x, y, batch_size=len(x), verbose=0))
-    assert kd.Distiller(student, prob_teacher).teacher_output_kind == "probabilities"
+    assert kd.Distiller(student=student, teacher=prob_teacher).teacher_output_kind == "probabilities"
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
@@ -604,7 +606,7 @@ def test_several_teachers_and_classes_round_trip(digits, tmp_path):
     x, y = small_batch(digits)
     student = make_mlp(8, name="student", classes=2)
     teachers = [make_mlp(16, name="a"), make_mlp(12, name="b")]
-    distiller = kd.Distiller(student, teachers, teacher_weights=[1, 2], teacher_classes=[0, 1])
+    distiller = kd.Distiller(student=student, teacher=teachers, teacher_weights=[1, 2], teacher_classes=[0, 1])
     distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy", temperature=4.0)
     distiller.fit(x, y % 2, epochs=1, verbose=0)
     path = os.path.join(tmp_path, "multi.keras")
@@ -641,7 +643,7 @@ def test_keras_distribution_matches_single_device():
 
 def test_a_refused_compile_changes_nothing():
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher, teacher_top_k=3)
+    distiller = kd.Distiller(student=student, teacher=teacher, teacher_top_k=3)
     with pytest.raises(ValueError, match="top-k KL divergence only"):
         distiller.compile(optimizer="sgd", loss=SCCE, distillation_loss="reverse_kl", alpha=0.2, temperature=5.0)
     assert not distiller.compiled and distiller.alpha == 0.5 and distiller.temperature == 2.0
@@ -660,7 +662,7 @@ def test_a_refused_compile_changes_nothing():
 def test_labels_reach_dkd_and_standardization_reaches_both_models(digits):
     x, y = batch(digits)
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.3, temperature=4.0, distillation_loss="dkd")
     logs = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
     teacher_logits, student_logits = predict(teacher, x), predict(student, x)
@@ -688,7 +690,7 @@ def test_a_loss_that_needs_labels_is_refused_on_unlabeled_data(digits):
     x, y = batch(digits)
     student, teacher = make_pair()
     before = [w.copy() for w in student.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=None, alpha=0.0, distillation_loss="dkd")
     with pytest.raises(ValueError, match="DecoupledKD needs the labels.*no labels"):
         distiller.fit(x, epochs=1, verbose=0)
@@ -697,7 +699,7 @@ def test_a_loss_that_needs_labels_is_refused_on_unlabeled_data(digits):
     distiller.fit(x, y, epochs=1, verbose=0)  # with labels it trains
     with pytest.raises(TypeError, match="standardize_logits"):
         distiller.compile(optimizer="sgd", loss=SCCE, standardize_logits="yes")
-    top_k = kd.Distiller(make_mlp(8, name="s"), make_mlp(16, name="t"), teacher_top_k=3)
+    top_k = kd.Distiller(student=make_mlp(8, name="s"), teacher=make_mlp(16, name="t"), teacher_top_k=3)
     with pytest.raises(ValueError, match="standardize_logits=True needs every teacher logit"):
         top_k.compile(optimizer="sgd", loss=SCCE, standardize_logits=True)
 
@@ -718,3 +720,22 @@ def test_metrics_leave_out_the_labels_the_loss_ignores(digits):
     assert logs["accuracy"] == pytest.approx(np.mean(predicted[:24] == y[:24]), abs=1e-6)
     # Each metric once: the list form has as many values as the dict.
     assert len(distiller.evaluate(x, y, batch_size=16, verbose=0)) == len(logs)
+
+
+@pytest.mark.parametrize(
+    "distiller_class",
+    [kd.Distiller, kd.FeatureDistiller, kd.HintDistiller, kd.FSPDistiller, kd.CausalLMDistiller, kd.OnPolicyDistiller],
+)
+def test_models_are_passed_by_keyword(distiller_class):
+    big, small = make_mlp(32, name="big"), make_mlp(8, name="small")
+    name = distiller_class.__name__
+    # keras.distillation's order: by position it would train the big model.
+    with pytest.raises(
+        TypeError, match=rf"{name} takes its models by keyword: {name}\(student=\.\.\., teacher=\.\.\.\)"
+    ):
+        distiller_class(big, small)
+    with pytest.raises(TypeError, match=r"keras\.distillation\.Distiller takes \(teacher, student\)"):
+        distiller_class(small, teacher=big)
+    with pytest.raises(TypeError, match="Missing: teacher"):
+        distiller_class(student=small)
+    assert big.get_weights()[0].shape == (64, 32)  # refused before anything was built around them

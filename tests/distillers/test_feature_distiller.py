@@ -50,7 +50,9 @@ def _pooled_cnn():
 
 def build(method, student, teacher):
     if method == "hint":
-        distiller = kd.HintDistiller(student, teacher, "teacher_conv2", "student_conv1")
+        distiller = kd.HintDistiller(
+            student=student, teacher=teacher, hint_layer="teacher_conv2", guided_layer="student_conv1"
+        )
         distiller.compile(
             optimizer=keras.optimizers.Adam(1e-2),
             loss=SCCE,
@@ -61,13 +63,13 @@ def build(method, student, teacher):
         )
     elif method == "fsp":
         pairs = [(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))]
-        distiller = kd.FSPDistiller(student, teacher, pairs, data_format="channels_last")
+        distiller = kd.FSPDistiller(student=student, teacher=teacher, pairs=pairs, data_format="channels_last")
         distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SCCE, metrics=["accuracy"], fsp_weight=0.5)
     else:
         distiller = kd.FeatureDistiller(
-            student,
-            teacher,
-            [("teacher_conv2", "student_conv2")],
+            student=student,
+            teacher=teacher,
+            pairs=[("teacher_conv2", "student_conv2")],
             feature_loss=kd.losses.AttentionTransfer(p=2),
             projections=[keras.layers.Conv2D(8, 1, name="projection")],
         )
@@ -84,7 +86,9 @@ def test_feature_loss_equals_numpy_with_sample_weight(digits, jit_compile):
     x, y = x[:64], y[:64]
     student, teacher = make_mlp(16, name="student"), make_mlp(16, name="teacher")
     weights = np.random.default_rng(0).uniform(0, 2, size=len(x)).astype("float32")
-    distiller = kd.FeatureDistiller(student, teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="hint")
+    distiller = kd.FeatureDistiller(
+        student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="hint"
+    )
     distiller.compile(
         optimizer="sgd", loss=SCCE, alpha=0.3, temperature=2.0, feature_weight=3.0, jit_compile=jit_compile
     )
@@ -112,14 +116,18 @@ def test_student_runs_once_per_step(digit_images, method):
     x, y = x[:32], y[:32]
     student, teacher = make_cnn("student", (8, 8), batch_norm=True), make_cnn("teacher", (8, 8, 8))
     if method == "feature":
-        distiller = kd.FeatureDistiller(student, teacher, [("teacher_conv2", "student_bn1")], feature_loss="at")
+        distiller = kd.FeatureDistiller(
+            student=student, teacher=teacher, pairs=[("teacher_conv2", "student_bn1")], feature_loss="at"
+        )
         distiller.compile(optimizer="sgd", loss=SCCE)
     elif method == "hint":
-        distiller = kd.HintDistiller(student, teacher, "teacher_conv2", "student_bn1")
+        distiller = kd.HintDistiller(
+            student=student, teacher=teacher, hint_layer="teacher_conv2", guided_layer="student_bn1"
+        )
         distiller.compile(optimizer="sgd", loss=SCCE, hint_weight=1.0)
     else:
         pairs = [(("teacher_conv1", "teacher_conv3"), ("student_bn1", "student_bn2"))]
-        distiller = kd.FSPDistiller(student, teacher, pairs)
+        distiller = kd.FSPDistiller(student=student, teacher=teacher, pairs=pairs)
         distiller.compile(optimizer="sgd", loss=SCCE, fsp_weight=1.0)
     conv = numpy_of(student, "student_conv1", x)
     distiller.train_on_batch(x, y)
@@ -140,8 +148,8 @@ def test_several_pairs_and_pair_weights(digits):
         name="teacher",
     )
     distiller = kd.HintDistiller(
-        student,
-        teacher,
+        student=student,
+        teacher=teacher,
         hint_layer=["t1", "t2"],
         guided_layer=["student_hidden", "student_hidden"],
         pair_weights=[1.0, 2.0],
@@ -162,7 +170,9 @@ def test_several_pairs_and_pair_weights(digits):
 def test_feature_distiller_trains_with_each_loss(digit_images, feature_loss):
     (x, y), _ = digit_images
     student, teacher = make_cnn("student", (4, 8)), make_cnn("teacher", (8, 8))
-    distiller = kd.FeatureDistiller(student, teacher, [("teacher_conv2", "student_conv2")], feature_loss=feature_loss)
+    distiller = kd.FeatureDistiller(
+        student=student, teacher=teacher, pairs=[("teacher_conv2", "student_conv2")], feature_loss=feature_loss
+    )
     distiller.compile(optimizer="adam", loss=SCCE, metrics=["accuracy"], alpha=0.5, feature_weight=10.0)
     before = weights_of([teacher])
     history = distiller.fit(x[:256], y[:256], epochs=2, batch_size=64, verbose=0)
@@ -177,7 +187,11 @@ def test_projection_auto_and_nested_layer(digit_images):
     student = keras.Model(inputs, backbone(inputs), name="student")
     teacher = make_cnn("teacher", (8, 8))
     distiller = kd.FeatureDistiller(
-        student, teacher, [("teacher_conv2", "backbone/backbone_conv2")], feature_loss="mse", projections="auto"
+        student=student,
+        teacher=teacher,
+        pairs=[("teacher_conv2", "backbone/backbone_conv2")],
+        feature_loss="mse",
+        projections="auto",
     )
     assert isinstance(distiller.projections[0], keras.layers.Conv2D)
     assert distiller.projections[0].kernel_size == (1, 1)
@@ -189,7 +203,12 @@ def test_projection_auto_and_nested_layer(digit_images):
 
 def test_unknown_layer_lists_the_models_layers():
     with pytest.raises(ValueError, match=r"No layer named 'student_block9'.*student_conv1, student_conv2"):
-        kd.HintDistiller(make_cnn("student"), make_cnn("teacher"), "teacher_conv1", "student_block9")
+        kd.HintDistiller(
+            student=make_cnn("student"),
+            teacher=make_cnn("teacher"),
+            hint_layer="teacher_conv1",
+            guided_layer="student_block9",
+        )
 
 
 def test_subclassed_student():
@@ -205,38 +224,53 @@ def test_subclassed_student():
     student = Student()
     student(np.zeros((1, 64), "float32"))
     with pytest.raises(ValueError, match="subclassed Student.*functional API"):
-        kd.FeatureDistiller(student, make_mlp(8, name="teacher"), [("teacher_hidden", "hidden")])
+        kd.FeatureDistiller(student=student, teacher=make_mlp(8, name="teacher"), pairs=[("teacher_hidden", "hidden")])
 
 
 def test_shapes_that_cannot_be_matched():
     student, teacher = make_mlp(8, name="student"), make_mlp(16, name="teacher")
     with pytest.raises(ValueError, match=r"teacher 'teacher_hidden'.*\(batch, 16\).*\(batch, 8\).*projection"):
-        kd.FeatureDistiller(student, teacher, [("teacher_hidden", "student_hidden")], feature_loss="mse")
+        kd.FeatureDistiller(
+            student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="mse"
+        )
     with pytest.raises(ValueError, match="smaller than"):
-        kd.HintDistiller(make_cnn("student"), _pooled_cnn(), "big", "student_conv1")
+        kd.HintDistiller(
+            student=make_cnn("student"), teacher=_pooled_cnn(), hint_layer="big", guided_layer="student_conv1"
+        )
     with pytest.raises(ValueError, match=r"4 and 8 channels|\(4, 4\).*\(8, 8\)"):
         kd.FSPDistiller(
-            make_cnn("student", (8, 8)),
-            make_cnn("teacher", (4, 4)),
-            [(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))],
+            student=make_cnn("student", (8, 8)),
+            teacher=make_cnn("teacher", (4, 4)),
+            pairs=[(("teacher_conv1", "teacher_conv2"), ("student_conv1", "student_conv2"))],
         )
     with pytest.raises(ValueError, match="same spatial size"):
-        kd.FeatureDistiller(make_cnn("student"), _pooled_cnn(), [("small", "student_conv1")], feature_loss="at")
+        kd.FeatureDistiller(
+            student=make_cnn("student"), teacher=_pooled_cnn(), pairs=[("small", "student_conv1")], feature_loss="at"
+        )
 
 
 def test_bad_pairs_and_weights():
     student, teacher = make_mlp(8, name="student"), make_mlp(8, name="teacher")
     with pytest.raises(ValueError, match="non-empty list"):
-        kd.FeatureDistiller(student, teacher, [])
+        kd.FeatureDistiller(student=student, teacher=teacher, pairs=[])
     with pytest.raises(ValueError, match="pair_weights"):
-        kd.FeatureDistiller(student, teacher, [("teacher_hidden", "student_hidden")], pair_weights=[1.0, 2.0])
+        kd.FeatureDistiller(
+            student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")], pair_weights=[1.0, 2.0]
+        )
     with pytest.raises(ValueError, match="as many layers"):
-        kd.HintDistiller(student, teacher, ["teacher_hidden"], ["student_hidden", "student_logits"])
+        kd.HintDistiller(
+            student=student,
+            teacher=teacher,
+            hint_layer=["teacher_hidden"],
+            guided_layer=["student_hidden", "student_logits"],
+        )
     with pytest.raises(ValueError, match="two teacher layers and two student layers"):
-        kd.FSPDistiller(student, teacher, [("teacher_hidden", "student_hidden")])
+        kd.FSPDistiller(student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")])
     with pytest.raises(ValueError, match="one projection per pair"):
-        kd.FeatureDistiller(student, teacher, [("teacher_hidden", "student_hidden")], projections=[None, None])
-    distiller = kd.FeatureDistiller(student, teacher, [("teacher_hidden", "student_hidden")])
+        kd.FeatureDistiller(
+            student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")], projections=[None, None]
+        )
+    distiller = kd.FeatureDistiller(student=student, teacher=teacher, pairs=[("teacher_hidden", "student_hidden")])
     with pytest.raises(ValueError, match="feature_weight=-1"):
         distiller.compile(loss=SCCE, feature_weight=-1)
 
@@ -277,7 +311,9 @@ def test_student_exports_as_the_users_architecture(digit_images, tmp_path):
     (x, _), _ = digit_images
     student, teacher = make_cnn("student", (4, 4)), make_cnn("teacher", (8, 8))
     layer_names = [layer.name for layer in student.layers]
-    distiller = kd.HintDistiller(student, teacher, "teacher_conv2", "student_conv2")
+    distiller = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_conv2", guided_layer="student_conv2"
+    )
     distiller.fit_hints(x[:64], epochs=1, verbose=0)
     path = os.path.join(tmp_path, "student.keras")
     distiller.student.save(path)
@@ -291,7 +327,11 @@ def test_hidden_state_loss_is_the_mean_over_real_tokens():
     x, labels, mask = token_batch()
     student, teacher = token_model(4, "student"), token_model(8, "teacher")
     distiller = kd.FeatureDistiller(
-        student, teacher, pairs=[("teacher_hidden", "student_hidden")], feature_loss="cosine", projections="auto"
+        student=student,
+        teacher=teacher,
+        pairs=[("teacher_hidden", "student_hidden")],
+        feature_loss="cosine",
+        projections="auto",
     )
     distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0, feature_weight=1.0)
     logs = distiller.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
@@ -319,7 +359,9 @@ def test_keras_hub_hidden_states_every_second_layer():
     x, labels, _ = token_batch(16)
     teacher_weights = [w.copy() for w in teacher.get_weights()]
     for loss in ("mse", "cosine"):
-        distiller = kd.FeatureDistiller(student, teacher, pairs=pairs, feature_loss=loss, projections="auto")
+        distiller = kd.FeatureDistiller(
+            student=student, teacher=teacher, pairs=pairs, feature_loss=loss, projections="auto"
+        )
         assert all(isinstance(p, keras.layers.Dense) for p in distiller.projections)
         distiller.compile(optimizer="adam", loss=CE, alpha=0.5, feature_weight=1.0)
         history = distiller.fit(x, labels, batch_size=8, epochs=2, verbose=0).history

@@ -16,7 +16,7 @@ def test_fsp_stage_and_metric(digit_images):
     (x, y), _ = digit_images
     student, teacher = make_cnn("student", (4, 4)), make_cnn("teacher", (4, 8, 4))
     pairs = [(("teacher_conv1", "teacher_conv3"), ("student_conv1", "student_conv2"))]
-    distiller = kd.FSPDistiller(student, teacher, pairs)
+    distiller = kd.FSPDistiller(student=student, teacher=teacher, pairs=pairs)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SCCE, fsp_weight=1.0)
     features = {
         name: numpy_of(model, name, x[:32])

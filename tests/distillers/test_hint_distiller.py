@@ -31,7 +31,9 @@ def assert_changed(before, after):
 def test_hint_stage_trains_only_the_front_and_the_regressor(digit_images):
     (x, _), _ = digit_images
     student, teacher = make_cnn("student", (4, 4, 4), batch_norm=True), make_cnn("teacher", (8, 8))
-    distiller = kd.HintDistiller(student, teacher, hint_layer="teacher_conv2", guided_layer="student_conv1")
+    distiller = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_conv2", guided_layer="student_conv1"
+    )
     front = [student.get_layer("student_conv1")]
     back = [layer for layer in student.layers if layer.name not in ("student_conv1",)]
     before_front, before_back = weights_of(front), weights_of(back)
@@ -49,7 +51,9 @@ def test_hint_stage_trains_only_the_front_and_the_regressor(digit_images):
 def test_hint_stage_two_trains_everything_but_the_teacher(digits):
     (x, y), _ = digits
     student, teacher = make_mlp(8, name="student"), make_mlp(32, name="teacher")
-    distiller = kd.HintDistiller(student, teacher, "teacher_hidden", "student_hidden")
+    distiller = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_hidden", guided_layer="student_hidden"
+    )
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SCCE, alpha=0.1, temperature=4.0)
     distiller.fit_hints(x, epochs=1, verbose=0)
     before_student, before_teacher = weights_of([student]), weights_of([teacher])
@@ -68,12 +72,14 @@ def test_regressor_shapes_and_user_regressor(digit_images):
     hint = keras.layers.Conv2D(6, 3, padding="valid", name="teacher_hint")(inputs)  # 6x6 maps
     pooled = keras.layers.GlobalAveragePooling2D()(hint)
     teacher = keras.Model(inputs, keras.layers.Dense(10)(pooled), name="teacher")
-    auto = kd.HintDistiller(student, teacher, "teacher_hint", "student_conv2")
+    auto = kd.HintDistiller(student=student, teacher=teacher, hint_layer="teacher_hint", guided_layer="student_conv2")
     regressor = auto.regressors[0]
     assert isinstance(regressor, keras.layers.Conv2D) and regressor.kernel_size == (3, 3)
     assert regressor.filters == 6
     own = keras.layers.Conv2D(6, 3, padding="valid", name="mine")
-    custom = kd.HintDistiller(student, teacher, "teacher_hint", "student_conv2", regressor=own)
+    custom = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_hint", guided_layer="student_conv2", regressor=own
+    )
     assert custom.regressors[0] is own
     custom.fit_hints(x[:64], epochs=1, verbose=0)
     # The regressor stays outside the student.
@@ -82,7 +88,9 @@ def test_regressor_shapes_and_user_regressor(digit_images):
 
 def test_fit_before_the_feature_stage():
     student, teacher = make_mlp(8, name="student"), make_mlp(16, name="teacher")
-    distiller = kd.HintDistiller(student, teacher, "teacher_hidden", "student_hidden")
+    distiller = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_hidden", guided_layer="student_hidden"
+    )
     distiller.compile(optimizer="sgd", loss=SCCE)
     x, y = np.zeros((4, 64), "float32"), np.zeros((4,), "int32")
     with pytest.raises(ValueError, match=r"before fit_hints\(\).*distiller.fit_hints\(x"):

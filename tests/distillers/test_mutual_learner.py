@@ -53,7 +53,7 @@ def test_a_peer_gets_gradient_from_its_own_loss_only(digits, jit_compile):
         student_copy, teacher_copy = keras.models.clone_model(student), keras.models.clone_model(teacher)
         student_copy.set_weights(student.get_weights())
         teacher_copy.set_weights(teacher.get_weights())
-        distiller = kd.Distiller(student_copy, teacher_copy)
+        distiller = kd.Distiller(student=student_copy, teacher=teacher_copy)
         # alpha=0.5 halves both terms; twice the learning rate restores them.
         distiller.compile(
             optimizer=keras.optimizers.SGD(0.2), loss=SCCE, alpha=0.5, temperature=1.0, jit_compile=jit_compile

@@ -40,11 +40,11 @@ def prompt_batch(count=8, seed=0):
 def test_lmbda_zero_is_the_supervised_token_level_distiller(models):
     teacher, student = models
     x, labels, weights, _ = prompt_batch()
-    supervised = kd.Distiller(student, teacher)
+    supervised = kd.Distiller(student=student, teacher=teacher)
     supervised.compile(
         optimizer="adam", loss=None, alpha=0.0, distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5)
     )
-    on_policy = kd.OnPolicyDistiller(student, teacher, lmbda=0.0)
+    on_policy = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=0.0)
     on_policy.compile(optimizer="adam", beta=0.3, temperature=1.5)
     expected_loss, expected = loss_and_gradients(supervised, x, labels, weights)
     loss, gradients = loss_and_gradients(on_policy, x, labels, weights)
@@ -57,7 +57,7 @@ def test_lmbda_zero_is_the_supervised_token_level_distiller(models):
 def test_on_policy_loss_is_the_jsd_on_the_students_own_tokens(models):
     teacher, student = models
     x, labels, weights, prompt_lengths = prompt_batch()
-    distiller = kd.OnPolicyDistiller(student, teacher, lmbda=1.0, sampling_temperature=0.0)
+    distiller = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.0, sampling_temperature=0.0)
     distiller.compile(optimizer="adam", beta=0.3, temperature=1.5)
 
     seed = keras.ops.convert_to_tensor(distiller._sampling_seed.state.value)
@@ -85,7 +85,7 @@ def test_on_policy_loss_is_the_jsd_on_the_students_own_tokens(models):
 
     # The sampled tokens carry no gradient: the gradients are those of
     # supervised distillation on the fixed sample.
-    supervised = kd.Distiller(student, teacher)
+    supervised = kd.Distiller(student=student, teacher=teacher)
     supervised.compile(
         optimizer="adam", loss=None, alpha=0.0, distillation_loss=kd.losses.GeneralizedJSD(beta=0.3, temperature=1.5)
     )
@@ -102,7 +102,7 @@ def test_samples_follow_the_students_distribution_and_stop_at_the_end_token(mode
     token_ids = np.full((count, LENGTH), 3, "int32")
     x = {"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, bool)}
     weights = np.ones((count, LENGTH), "float32")
-    distiller = kd.OnPolicyDistiller(student, teacher, lmbda=1.0, sampling_temperature=2.0, seed=1)
+    distiller = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.0, sampling_temperature=2.0, seed=1)
     seed = keras.ops.convert_to_tensor(distiller._sampling_seed.state.value)
     inputs, _, new_seed = distiller.on_policy_batch(x, keras.ops.convert_to_tensor(weights), seed)
     tokens = keras.ops.convert_to_numpy(inputs["token_ids"])
@@ -113,7 +113,9 @@ def test_samples_follow_the_students_distribution_and_stop_at_the_end_token(mode
     np.testing.assert_allclose(frequencies, probabilities, atol=0.03)
 
     end = int(np.argmax(np.bincount(tokens[:, 1:].ravel(), minlength=VOCABULARY)))
-    ending = kd.OnPolicyDistiller(student, teacher, lmbda=1.0, sampling_temperature=2.0, seed=1, end_token_id=end)
+    ending = kd.OnPolicyDistiller(
+        student=student, teacher=teacher, lmbda=1.0, sampling_temperature=2.0, seed=1, end_token_id=end
+    )
     inputs, new_weights, _ = ending.on_policy_batch(x, keras.ops.convert_to_tensor(weights), seed)
     tokens = keras.ops.convert_to_numpy(inputs["token_ids"])
     mask = keras.ops.convert_to_numpy(inputs["padding_mask"])
@@ -131,7 +133,7 @@ def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
     x, labels, weights, _ = prompt_batch(16)
     teacher_before = [w.copy() for w in teacher.get_weights()]
     student_before = [w.copy() for w in student.get_weights()]
-    distiller = kd.OnPolicyDistiller(student, teacher, lmbda=0.5, seed=0)
+    distiller = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=0.5, seed=0)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2), beta=0.5)
     seed_before = keras.ops.convert_to_numpy(distiller._sampling_seed.state.value).copy()
     history = distiller.fit(x, labels, sample_weight=weights, batch_size=4, epochs=3, verbose=0)
@@ -145,7 +147,7 @@ def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
 
     # An on-policy step draws the coin, then one sample per position after
     # the first: the sampled state is carried out of the step, not dropped.
-    always = kd.OnPolicyDistiller(student, teacher, lmbda=1.0, seed=0)
+    always = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.0, seed=0)
     always.compile(optimizer=keras.optimizers.Adam(1e-2), beta=0.5)
     before = keras.ops.convert_to_numpy(always._sampling_seed.state.value).copy()
     always.train_on_batch(x, labels, sample_weight=weights)
@@ -165,12 +167,12 @@ def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
 def test_bad_arguments_are_refused_with_the_fix(models):
     teacher, student = models
     with pytest.raises(ValueError, match="must be a keras-hub CausalLM.*keras_distill.Distiller"):
-        kd.OnPolicyDistiller(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), teacher)
+        kd.OnPolicyDistiller(student=keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), teacher=teacher)
     with pytest.raises(ValueError, match="lmbda"):
-        kd.OnPolicyDistiller(student, teacher, lmbda=1.5)
+        kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.5)
     with pytest.raises(ValueError, match="sampling_temperature"):
-        kd.OnPolicyDistiller(student, teacher, sampling_temperature=-1.0)
-    distiller = kd.OnPolicyDistiller(student, teacher)
+        kd.OnPolicyDistiller(student=student, teacher=teacher, sampling_temperature=-1.0)
+    distiller = kd.OnPolicyDistiller(student=student, teacher=teacher)
     with pytest.raises(ValueError, match="no hard-label term.*alpha=0.5"):
         distiller.compile(loss="sparse_categorical_crossentropy", alpha=0.5)
     with pytest.raises(ValueError, match="`beta` or `distillation_loss`, not both"):

@@ -16,7 +16,7 @@ def test_class_weight_with_cached_outputs(digits):
     (x, y), _ = digits
     x, y = x[:32], y[:32]
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE)
     cached = kd.with_teacher_outputs(y, kd.precompute_teacher_outputs(teacher, x))
     with pytest.raises(ValueError, match="class_weight.*cached teacher outputs.*sample_weight="):
@@ -59,7 +59,7 @@ def test_mutual_learning_with_one_hot_labels_and_accuracy(digits):
 def test_backup_and_restore_with_a_new_distiller(digits, tmp_path):
     (x, y), _ = digits
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=SCCE)
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     history = distiller.fit(x[:128], y[:128], epochs=2, callbacks=[backup], verbose=0)

@@ -19,7 +19,7 @@ def test_a_mistake_in_the_data_is_refused_and_the_models_keep_their_weights(digi
     x, y = _data(digits)
     student, teacher = make_pair()
     before = teacher.predict(x, verbose=0), [w.copy() for w in student.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=SCCE)
     with pytest.raises(ValueError, match="look one-hot"):
         distiller.fit(x, keras.utils.to_categorical(y, 10), epochs=1, verbose=0)
@@ -40,7 +40,7 @@ def test_an_error_inside_a_step_leaves_every_model_usable(digits, method):
     x, y = _data(digits)
     student, teacher = make_pair()
     teacher_output_kind, student_weights = teacher.predict(x, verbose=0), [w.copy() for w in student.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=SCCE, distillation_loss=raising_loss)
     with pytest.raises(Exception, match="fails while the first step is traced"):
         getattr(distiller, method)(x, y, verbose=0)

@@ -12,7 +12,7 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 def _distiller(loss=SCCE):
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=loss)
     return distiller, student
 

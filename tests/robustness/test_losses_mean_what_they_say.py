@@ -13,7 +13,7 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 def test_a_loss_function_for_probabilities_is_refused_like_the_object():
     student, teacher = make_mlp(8, name="student"), make_mlp(16, name="teacher")
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     with pytest.raises(ValueError, match="from_logits=False.*logits"):
         distiller.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy())
     with pytest.raises(ValueError, match="defaults to from_logits=False.*loss='sparse_categorical_crossentropy'"):
@@ -24,7 +24,7 @@ def test_a_loss_function_for_probabilities_is_refused_like_the_object():
 
 
 def test_a_keras_cross_entropy_on_logits_is_refused_as_a_distillation_loss():
-    distiller = kd.Distiller(make_mlp(8, name="student"), make_mlp(16, name="teacher"))
+    distiller = kd.Distiller(student=make_mlp(8, name="student"), teacher=make_mlp(16, name="teacher"))
     with pytest.raises(ValueError, match="softened probabilities.*distillation_loss='cross_entropy'"):
         distiller.compile(
             optimizer="sgd", loss=SCCE, distillation_loss=keras.losses.CategoricalCrossentropy(from_logits=True)
@@ -41,7 +41,7 @@ def test_a_softmax_teacher_behind_a_reshape_is_read_as_probabilities(digits):
     probabilities = keras.layers.Reshape((10,))(keras.layers.Softmax()(logits))
     teacher = keras.Model(inputs, probabilities, name="teacher")
     student = make_mlp(8, name="student")
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     assert distiller.teacher_output_kind == "probabilities"
     distiller.compile(optimizer="sgd", loss=SCCE, alpha=0.0, temperature=2.0)
     logs = distiller.evaluate(x, y, verbose=0, return_dict=True)

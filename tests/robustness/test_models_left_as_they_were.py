@@ -21,7 +21,7 @@ def test_a_former_teacher_still_trains_on_its_own_and_as_a_student(digits):
     (x, y), _ = digits
     x, y = x[:128], y[:128]
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="adam", loss=SCCE)
     frozen = [w.copy() for w in teacher.get_weights()]
     distiller.fit(x, y, epochs=1, verbose=0)
@@ -30,7 +30,7 @@ def test_a_former_teacher_still_trains_on_its_own_and_as_a_student(digits):
     assert teacher.trainable and all(v.trainable for v in teacher.trainable_variables)
     teacher.compile(optimizer="adam", loss=SCCE)
     assert _trains(teacher, x, y)  # ... and trainable again right after
-    again = kd.Distiller(teacher, make_mlp(32, name="new_teacher"))
+    again = kd.Distiller(student=teacher, teacher=make_mlp(32, name="new_teacher"))
     again.compile(optimizer="adam", loss=SCCE)
     assert _trains(again, x, y)  # the former teacher learns as a student
 
@@ -39,7 +39,9 @@ def test_hints_leave_the_teacher_trainable(digits):
     (x, y), _ = digits
     student, teacher = make_pair()
     frozen = [w.copy() for w in teacher.get_weights()]
-    distiller = kd.HintDistiller(student, teacher, "teacher_hidden", "student_hidden")
+    distiller = kd.HintDistiller(
+        student=student, teacher=teacher, hint_layer="teacher_hidden", guided_layer="student_hidden"
+    )
     distiller.compile(optimizer="adam", loss=SCCE)
     distiller.fit_hints(x[:64], epochs=1, verbose=0)
     for a, b in zip(frozen, teacher.get_weights()):
@@ -55,4 +57,4 @@ def test_layers_shared_by_teacher_and_student_are_refused():
     with pytest.raises(
         ValueError, match=r"share 2 variable\(s\): shared_hidden/kernel, shared_hidden/bias.*clone_model"
     ):
-        kd.Distiller(student, teacher)
+        kd.Distiller(student=student, teacher=teacher)

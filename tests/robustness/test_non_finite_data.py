@@ -22,7 +22,7 @@ def test_one_nan_pixel_is_refused_before_training(digits):
     x[5, 7] = np.nan
     student, teacher = make_pair()
     before = [w.copy() for w in student.get_weights()]
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE)
     with pytest.raises(ValueError, match=r"1 NaN or infinite value\(s\) \(first at index \(5, 7\)\)"):
         distiller.fit(x, y[:64], verbose=0)
@@ -79,3 +79,4 @@ def test_a_student_with_nan_weights_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="NaN or infinite weights.*not saved"):
         jobs.save_results([{"model": "student", "test errors": 1}], student, str(tmp_path / "out"), "title")
     assert not (tmp_path / "out" / "student.keras").exists()
+

@@ -14,7 +14,7 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 @pytest.mark.parametrize("temperature", [1e-50, 1e39, 0.001, 5000.0])
 def test_temperatures_that_overflow_float32_are_refused(temperature):
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     with pytest.raises(ValueError, match=r"in \[0.01, 1000\].*float32"):
         distiller.compile(optimizer="sgd", loss=SCCE, temperature=temperature)
     distiller.compile(optimizer="sgd", loss=SCCE, temperature=2.0)
@@ -34,7 +34,7 @@ def test_float16_caches_of_large_logits_and_integer_caches_are_refused(digits):
     with pytest.raises(ValueError, match="float16 holds values up to 65504.*dtype='float32'"):
         kd.precompute_teacher_outputs(loud, x, dtype="float16")
     student, teacher = make_pair()
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE)
     logits = kd.precompute_teacher_outputs(teacher, x)
     with pytest.raises(ValueError, match="dtype int64; logits are floating point"):
@@ -51,7 +51,7 @@ def test_top_k_indices_outside_the_students_classes_are_refused(digits):
     student, teacher = make_pair()
     cache = kd.precompute_teacher_outputs(teacher, x, top_k=3)
     cache["top_k_indices"][0, 0] = 10
-    distiller = kd.Distiller(student, teacher)
+    distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer="sgd", loss=SCCE)
     with pytest.raises(ValueError, match=r"top-k indices run from \d to 10.*10 classes"):
         distiller.fit(x, kd.with_teacher_outputs(y, cache), verbose=0)
