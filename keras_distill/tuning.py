@@ -1,12 +1,14 @@
 """`keras_distill.tune`: search the distillation settings with KerasTuner, and
 never return a student worse than training on the labels alone."""
 
+import hashlib
 import inspect
 import json
 import os
 import time
 
 import keras
+import numpy as np
 
 from keras_distill._training import checks
 from keras_distill._training.compile_config import load_weights
@@ -180,28 +182,19 @@ def tune(
             "`widths` was given, so `student_builder` must take the width: "
             "student_builder(width). Received a function of no arguments."
         )
+    first_width = None if widths is None else list(widths)[0]
+    student = builder.check_fresh(first_width)
     x_val, y_val = validation_data
-
-    start = time.perf_counter()
-    train_targets = with_teacher_outputs(y, precompute_teacher_outputs(teacher, x, batch_size=1000))
-    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(teacher, x_val, batch_size=1000))
-    teacher_seconds = time.perf_counter() - start
-
     project = os.path.join(directory, project_name)
-    os.makedirs(project, exist_ok=True)
-    clock = TrialClock(os.path.join(project, "trial_seconds.json"), fresh=overwrite)
-    baseline = _baseline(
-        builder,
-        widths,
-        project,
-        overwrite,
-        (x, train_targets),
-        (x_val, val_targets),
-        epochs,
-        batch_size,
-        objective,
-        verbose,
-    )
+    settings = {
+        "student": _without_names(student.get_config()),
+        "search": [search, epochs, batch_size, objective, seed],  # more trials extend a search
+        "space": [list(alphas), list(distillation_losses), [float(t) for t in temperatures], list(standardize)],
+        "widths": None if widths is None else list(widths),
+    }
+    found = fingerprint(x, y, x_val, y_val, teacher, settings)
+    check_project(project, found, overwrite)
+    # Made first: with overwrite=True KerasTuner empties the project directory.
     space = SearchSpace(builder, alphas, distillation_losses, temperatures, standardize, widths)
     tuner = make_tuner(
         keras_tuner,
@@ -214,6 +207,26 @@ def tune(
         project_name=project_name,
         overwrite=overwrite,
         seed=seed,
+    )
+    record_fingerprint(project, found)
+
+    start = time.perf_counter()
+    train_targets = with_teacher_outputs(y, precompute_teacher_outputs(teacher, x, batch_size=1000))
+    val_targets = with_teacher_outputs(y_val, precompute_teacher_outputs(teacher, x_val, batch_size=1000))
+    teacher_seconds = time.perf_counter() - start
+
+    clock = TrialClock(os.path.join(project, "trial_seconds.json"), fresh=overwrite)
+    baseline = _baseline(
+        builder,
+        widths,
+        project,
+        overwrite,
+        (x, train_targets),
+        (x_val, val_targets),
+        epochs,
+        batch_size,
+        objective,
+        verbose,
     )
     tuner.run_trial = clock.timed(tuner.run_trial)
     tuner.search(
@@ -259,9 +272,27 @@ class TrialBuilder:
         self.seed = seed
         self.takes_width = bool(inspect.signature(student_builder).parameters)
 
+    def check_fresh(self, width):
+        """One student, after checking that the builder makes a new model at
+        each call: a builder that returns one model would train it, the
+        user's own, in every trial."""
+        first, second = (self._build(width) for _ in range(2))
+        if first is second:
+            raise ValueError(
+                f"`student_builder` returned the same model {first.name!r} twice: every trial needs a new one, "
+                "or the search trains your model in every trial. Build it inside the function, e.g. "
+                "student_builder=lambda: keras.models.clone_model(model)."
+            )
+        return first
+
+    def _build(self, width):
+        model = self.student_builder(width) if self.takes_width else self.student_builder()
+        checks.check_model(model, "student_builder()")
+        return model
+
     def __call__(self, alpha, distillation_loss, temperature, standardize_logits, width):
         keras.utils.set_random_seed(self.seed)
-        student = self.student_builder(width) if self.takes_width else self.student_builder()
+        student = self._build(width)
         distiller = Distiller(student=student, teacher=self.teacher)
         distiller.compile(
             optimizer=self.optimizer(),
@@ -295,6 +326,60 @@ class SearchSpace:
             bool(hp.Choice("standardize_logits", self.standardize)),
             None if self.widths is None else hp.Choice("width", self.widths),
         )
+
+
+def fingerprint(x, y, x_val, y_val, teacher, settings):
+    """What a search's results depend on, as a dict of digests: the data,
+    the teachers' weights and the settings."""
+
+    def digest(*arrays):
+        hasher = hashlib.sha256()
+        for array in arrays:
+            array = np.ascontiguousarray(keras.ops.convert_to_numpy(array))
+            hasher.update(f"{array.dtype}{array.shape}".encode())
+            hasher.update(array.tobytes())
+        return hasher.hexdigest()
+
+    teachers = checks.as_teacher_list(teacher)
+    return {
+        "training data": digest(x, y),
+        "validation data": digest(x_val, y_val),
+        "teacher weights": digest(*[weight for model in teachers for weight in model.get_weights()]),
+        "settings": hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest(),
+    }
+
+
+def _without_names(config):
+    """A model config without its layers' names, which Keras numbers per
+    process (`input_layer_3`)."""
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key not in ("name", "build_config")}
+    if isinstance(config, list):
+        return [_without_names(value) for value in config]
+    return config
+
+
+def check_project(project, found, overwrite):
+    """Refuses to resume a search whose results were computed on other data,
+    another teacher or other settings."""
+    path = os.path.join(project, "fingerprint.json")
+    if not overwrite and os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        changed = [key for key in found if stored.get(key) != found[key]]
+        if changed:
+            raise ValueError(
+                f"The tuning project {project!r} holds a search run with other {', '.join(changed)}; resuming it "
+                "would mix its trials (and its label-only score) with this one's. Pass overwrite=True to start "
+                "afresh, or another `directory` or `project_name`."
+            )
+
+
+def record_fingerprint(project, found):
+    """Records what the search in `project` depends on (`fingerprint`)."""
+    os.makedirs(project, exist_ok=True)
+    with open(os.path.join(project, "fingerprint.json"), "w") as f:
+        json.dump(found, f)
 
 
 def make_tuner(

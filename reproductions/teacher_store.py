@@ -13,10 +13,12 @@ directory, `~/.keras/keras_distill/teachers` (`$KERAS_HOME` moves it), or in
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 
 import keras
+import numpy as np
 
 ENVIRONMENT = "KERAS_DISTILL_TEACHERS"
 
@@ -38,16 +40,32 @@ def _architecture(config):
     return config
 
 
+def _describe(value):
+    """A JSON-able stand-in for `value`: arrays by a digest of their bytes
+    (`str` of a large array elides its middle, so two arrays could share a
+    key), anything else by `str`."""
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        array = np.ascontiguousarray(np.asarray(value))
+        content = hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
+        return f"array {array.dtype}{list(array.shape)} sha256:{content}"
+    return str(value)
+
+
 def key_of(model, key):
     """The full key of `model` trained as `key` says, and its digest."""
-    architecture = json.dumps(_architecture(model.get_config()), sort_keys=True, default=str)
+    architecture = json.dumps(_architecture(model.get_config()), sort_keys=True, default=_describe)
     full = {
         "architecture": hashlib.sha256(architecture.encode()).hexdigest()[:16],
         "backend": keras.backend.backend(),
-        **key,
+        **json.loads(json.dumps(key, sort_keys=True, default=_describe)),
     }
-    digest = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
     return full, digest
+
+
+def _file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def trained(name, build, fit, *, key, directory=None):
@@ -67,6 +85,11 @@ def trained(name, build, fit, *, key, directory=None):
         measured when it was trained) and `"loaded"` (whether it came from
         disk).
     """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(
+            f"A stored teacher's name is a file name prefix: letters, digits, '_', '.' and '-'. Received: "
+            f"name={name!r}. Use e.g. name='cnn_teacher'."
+        )
     model = build()
     full_key, digest = key_of(model, key)
     directory = directory or default_directory()
@@ -78,9 +101,11 @@ def trained(name, build, fit, *, key, directory=None):
             if optimizer is not None and not optimizer.built:
                 # Slots first, so that the saved optimizer state loads.
                 optimizer.build(model.trainable_variables)
-            model.load_weights(path)
             with open(record_path) as f:
                 record = json.load(f)
+            if record.get("sha256") != _file_digest(path):
+                raise ValueError("its checksum does not match the one recorded when it was stored")
+            model.load_weights(path)
             return model, {**record, "loaded": True}
         except Exception as error:  # a truncated or foreign file: train again
             warnings.warn(f"Could not load the stored {name} from {path} ({error}); training it again.", stacklevel=2)
@@ -98,6 +123,7 @@ def trained(name, build, fit, *, key, directory=None):
     # run never leaves a half-written model to be loaded later.
     temporary = f"{path}.{os.getpid()}.tmp.weights.h5"
     model.save_weights(temporary)
+    record["sha256"] = _file_digest(temporary)
     os.replace(temporary, path)
     with open(f"{record_path}.{os.getpid()}.tmp", "w") as f:
         json.dump(record, f, indent=1)

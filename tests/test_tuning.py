@@ -77,3 +77,37 @@ def test_arguments_are_checked_before_any_training(digits):
         kd.tune(lambda: make_mlp(8, name="s"), teacher, x, y, validation_data=(x, y), search="grid")
     with pytest.raises(TypeError, match="student_builder\\(width\\)"):
         kd.tune(lambda: make_mlp(8, name="s"), teacher, x, y, validation_data=(x, y), widths=[4, 8])
+
+
+def test_a_search_on_other_data_is_not_resumed_silently(digits, tmp_path):
+    (x, y), _ = digits
+    x_val, y_val, x, y = x[:200], y[:200], x[200:800], y[200:800]
+    teacher = trained_teacher(x, y)
+
+    def search(x, y, **kwargs):
+        return kd.tune(
+            lambda: make_mlp(4, name="student"),
+            teacher,
+            x,
+            y,
+            validation_data=(x_val, y_val),
+            max_trials=2,
+            epochs=1,
+            directory=str(tmp_path),
+            verbose=0,
+            **kwargs,
+        )
+
+    search(x, y)
+    with pytest.raises(ValueError, match=r"holds a search run with other training data.*overwrite=True"):
+        search(x[:300], y[:300])
+    assert len(search(x[:300], y[:300], overwrite=True).trials) == 2
+
+
+def test_a_builder_that_returns_the_users_model_is_refused(digits, tmp_path):
+    (x, y), _ = digits
+    teacher, mine = make_mlp(16, name="teacher"), make_mlp(4, name="mine")
+    before = [w.copy() for w in mine.get_weights()]
+    with pytest.raises(ValueError, match=r"returned the same model 'mine' twice.*clone_model"):
+        kd.tune(lambda: mine, teacher, x[200:], y[200:], validation_data=(x[:200], y[:200]), directory=str(tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(before, mine.get_weights()))

@@ -263,6 +263,8 @@ class FeatureDistiller(Distiller):
         Returns:
             The stage's `History`.
         """
+        inputs, _ = data_checks.sample(x, y)
+        data_checks.check_finite_inputs(inputs)  # as fit() does: a NaN input would fill the weights with NaN
         stage = FeatureStage(self)
         if optimizer is None:
             optimizer = "adam"

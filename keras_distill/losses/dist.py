@@ -9,14 +9,19 @@ from keras_distill.losses.base import soften
 
 # The authors' floor in the cosine similarity.
 _EPSILON = 1e-8
+_FLOOR = 1e-30
 
 
 def _pearson(a, b, axis):
-    """Pearson correlation of `a` and `b` along `axis`."""
+    """Pearson correlation of `a` and `b` along `axis`.
+
+    Values without spread (one example, or constant probabilities) have
+    norm 0: the floor keeps sqrt's gradient finite there."""
     a = a - ops.mean(a, axis=axis, keepdims=True)
     b = b - ops.mean(b, axis=axis, keepdims=True)
-    norms = ops.sqrt(ops.sum(ops.square(a), axis=axis)) * ops.sqrt(ops.sum(ops.square(b), axis=axis))
-    return ops.sum(a * b, axis=axis) / (norms + _EPSILON)
+    norm_a = ops.sqrt(ops.maximum(ops.sum(ops.square(a), axis=axis), _FLOOR))
+    norm_b = ops.sqrt(ops.maximum(ops.sum(ops.square(b), axis=axis), _FLOOR))
+    return ops.sum(a * b, axis=axis) / (norm_a * norm_b + _EPSILON)
 
 
 def _relations(teacher_logits, student_logits, temperature):
@@ -30,6 +35,8 @@ def _relations(teacher_logits, student_logits, temperature):
     scale = ops.square(temperature)
     inter = scale * (1.0 - _pearson(student, teacher, axis=1))
     intra = scale * (1.0 - ops.mean(_pearson(student, teacher, axis=0)))
+    # A correlation across the batch is undefined for one example: no term.
+    intra = ops.where(ops.shape(teacher)[0] > 1, intra, 0.0)
     return ops.reshape(inter, ops.shape(teacher_logits)[:-1]), intra
 
 
@@ -43,6 +50,9 @@ def dist(teacher_logits, student_logits, *, beta=1.0, gamma=1.0, temperature=1.0
 
         DIST = T^2 * (beta * mean_i (1 - pearson(p_s[i, :], p_t[i, :]))
                       + gamma * mean_c (1 - pearson(p_s[:, c], p_t[:, c])))
+
+    For a batch of one example the intra-class term is 0: a correlation
+    across one example is undefined.
 
     A correlation ignores the scale and shift of the probabilities, which
     leaves a weaker student room when the teacher is much stronger.

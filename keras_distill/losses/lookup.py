@@ -1,5 +1,7 @@
 """Names of the losses: the `distillation_loss` and `feature_loss` arguments."""
 
+import re
+
 import keras
 
 from keras_distill.losses.attention_transfer import AttentionTransfer
@@ -91,6 +93,14 @@ def get(identifier):
     )
 
 
+def scope_name(name, default):
+    """`name` as a valid TensorFlow name scope: a lambda's `<lambda>` (or a
+    leading underscore) would make TensorFlow refuse the scope, and leave
+    its scope stack broken for every later fit in the process."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name)).strip("_.-")
+    return name or default
+
+
 @keras.saving.register_keras_serializable(package="keras_distill")
 class FunctionLoss(keras.losses.Loss):
     """Wraps a loss function `fn(y_true, y_pred)` as a `keras.losses.Loss`.
@@ -105,8 +115,7 @@ class FunctionLoss(keras.losses.Loss):
     def __init__(self, fn, reduction="sum_over_batch_size", name=None):
         if isinstance(fn, (str, dict)):
             fn = keras.losses.get(fn)
-        # A leading underscore is not a valid TensorFlow name scope.
-        name = name or getattr(fn, "__name__", "").lstrip("_") or "function_loss"
+        name = name or scope_name(getattr(fn, "__name__", ""), "function_loss")
         super().__init__(name=name, reduction=reduction)
         self.fn = fn
 

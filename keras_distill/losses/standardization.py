@@ -4,6 +4,7 @@ from keras import ops
 
 # The authors' floor under the standard deviation.
 EPSILON = 1e-7
+_VARIANCE_FLOOR = 1e-30
 
 
 def standardize_logits(logits):
@@ -29,5 +30,9 @@ def standardize_logits(logits):
     logits = ops.cast(logits, "float32")
     classes = logits.shape[-1]
     centered = logits - ops.mean(logits, axis=-1, keepdims=True)
+    if classes == 1:
+        return centered  # one class: nothing to standardize, all zeros
     variance = ops.sum(ops.square(centered), axis=-1, keepdims=True) / (classes - 1)
-    return centered / (ops.sqrt(variance) + EPSILON)
+    # Constant logits (a zero-initialized head) have no spread: the floor keeps
+    # sqrt's gradient finite there, where it would be infinite times zero.
+    return centered / (ops.sqrt(ops.maximum(variance, _VARIANCE_FLOOR)) + EPSILON)

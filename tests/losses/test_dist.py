@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 import keras_distill as kd
+from keras_distill.losses import DIST
 from tests.conftest import log_softmax
 
 RNG = np.random.default_rng(4)
@@ -55,3 +56,28 @@ def test_name_and_config():
     loss = kd.losses.DIST(beta=2.0, gamma=3.0, temperature=4.0)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert (restored.beta, restored.gamma, restored.temperature) == (2.0, 3.0, 4.0)
+
+
+def test_one_example_and_constant_logits_give_finite_gradients():
+    # A last batch of one example: the correlation across the batch is
+    # undefined, and its term is 0 rather than a NaN gradient.
+    logits = np.random.default_rng(0).normal(size=(1, 10)).astype("float32")
+    assert float(DIST()(logits, logits)) == pytest.approx(0.0, abs=1e-6)
+    # A zero-initialized head gives constant logits, one example at a time.
+    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+    student.compile(optimizer=keras.optimizers.SGD(0.1), loss=DIST())
+    student.fit(np.ones((3, 4), "float32"), np.repeat(logits, 3, axis=0), batch_size=1, epochs=1, verbose=0)
+    assert all(np.all(np.isfinite(w)) for w in student.get_weights())
+
+
+def test_a_last_batch_of_one_leaves_the_student_finite():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(512, 8)).astype("float32"), rng.integers(0, 3, 512)
+    student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), distillation_loss="dist"
+    )
+    distiller.fit(x, y, batch_size=511, epochs=1, verbose=0)
+    assert all(np.all(np.isfinite(w)) for w in student.get_weights())

@@ -1,7 +1,10 @@
+import keras
 import numpy as np
+import pytest
 from keras import ops
 
 import keras_distill as kd
+from keras_distill.losses import standardize_logits
 
 RNG = np.random.default_rng(5)
 
@@ -16,3 +19,27 @@ def test_z_scores_with_the_unbiased_deviation():
     sequence = RNG.normal(size=(2, 3, 7)).astype("float16")
     out = kd.losses.standardize_logits(sequence)
     assert ops.convert_to_numpy(out).dtype == np.float32 and out.shape == (2, 3, 7)
+
+
+@pytest.mark.parametrize("loss", ["kl", "dkd"])
+def test_constant_logits_train_to_finite_weights(loss):
+    """A zero-initialized head (constant logits) once gave a NaN student."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 4, 64)
+    student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, kernel_initializer="zeros")])
+    teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, kernel_initializer="zeros")])
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        distillation_loss=loss,
+        standardize_logits=True,
+    )
+    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    assert all(np.all(np.isfinite(w)) for w in student.get_weights())
+
+
+def test_one_class_standardizes_to_zeros():
+    values = keras.ops.convert_to_numpy(standardize_logits(np.array([[3.0], [-1.0]], "float32")))
+    np.testing.assert_array_equal(values, np.zeros((2, 1)))

@@ -74,3 +74,37 @@ def test_a_damaged_file_is_trained_again(digits, tmp_path, monkeypatch):
         _, record = teacher_store.trained("teacher", lambda: _compiled("t"), _fit_counter(x, y, calls), key={"seed": 0})
     assert calls == [1, 1] and not record["loaded"]
     assert teacher_store.default_directory() == str(tmp_path)
+
+
+def test_flipped_bytes_are_caught_by_the_checksum(digits, tmp_path):
+    (x, y), _ = digits
+    calls = []
+
+    def store():
+        return teacher_store.trained(
+            "teacher", lambda: _compiled("t"), _fit_counter(x, y, calls), key={"seed": 0}, directory=str(tmp_path)
+        )
+
+    trained, _ = store()
+    (path,) = [tmp_path / f for f in os.listdir(tmp_path) if f.endswith(".weights.h5")]
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) - 400, len(data) - 200):  # inside the stored kernels, not the file's structure
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="checksum does not match"):
+        model, record = store()
+    assert calls == [1, 1] and not record["loaded"]
+    again, record = store()
+    assert record["loaded"] and all(np.array_equal(a, b) for a, b in zip(model.get_weights(), again.get_weights()))
+
+
+def test_names_stay_inside_the_store_and_arrays_key_by_content(tmp_path):
+    with pytest.raises(ValueError, match=r"Received: name='\.\./x'"):
+        teacher_store.trained("../x", lambda: _compiled("t"), lambda model: None, key={}, directory=str(tmp_path))
+    assert not os.listdir(tmp_path)
+    model = _compiled("t")
+    a, b = np.zeros(5000), np.zeros(5000)
+    b[2500] = 1.0  # str() of both arrays is the same: "[0. 0. 0. ... 0. 0. 0.]"
+    assert str(a) == str(b)
+    assert teacher_store.key_of(model, {"x": a})[1] != teacher_store.key_of(model, {"x": b})[1]
+    assert teacher_store.key_of(model, {"x": a})[1] == teacher_store.key_of(model, {"x": a.copy()})[1]
