@@ -10,6 +10,7 @@ as any user does; the teachers and the MLP builder are the reproductions'
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -296,6 +297,21 @@ def _units(units):
     return "-".join(str(u) for u in units)
 
 
+def at_least(minimum):
+    """An argparse type: an int >= `minimum`, refused with exit code 2."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}. Received: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}. Received: {value}")
+        return value
+
+    return parse
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python examples/demo.py",
@@ -318,22 +334,22 @@ def build_parser():
     parser.add_argument(
         "--temperature", type=float, help="Softmax temperature (default 2.0 with few labels, 4.0 with all)."
     )
-    parser.add_argument("--epochs", type=int, help="Epochs of the few-label students (default 20; quick: 5).")
+    parser.add_argument("--epochs", type=at_least(1), help="Epochs of the few-label students (default 20; quick: 5).")
     parser.add_argument(
         "--teacher-epochs",
-        type=int,
+        type=at_least(1),
         help="Teacher epochs (default: the reproductions' teachers, 15 for the MLP and 10 for the CNN; quick: 3).",
     )
     parser.add_argument(
         "--labels",
-        type=int,
+        type=at_least(1),
         help="Training labels the few-label students get (default 5000; quick: 1000). The teachers get them all.",
     )
-    parser.add_argument("--batch-size", type=int, default=128, help="Batch size of every fit (default 128).")
+    parser.add_argument("--batch-size", type=at_least(1), default=128, help="Batch size of every fit (default 128).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the initial weights and batches (default 0).")
     parser.add_argument(
         "--tune",
-        type=int,
+        type=at_least(2),
         metavar="N",
         help="Also search the wide student's settings in N trials with keras_distill.tune.",
     )
@@ -344,7 +360,7 @@ def build_parser():
     )
     parser.add_argument(
         "--recover-epochs",
-        type=int,
+        type=at_least(1),
         default=2,
         help="Epochs of distillation that recover the quantized student (default 2).",
     )
@@ -361,6 +377,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # TensorFlow logs a retracing note each time a new model predicts: not a
+    # warning a reader of this table can act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     os.environ.setdefault("KERAS_BACKEND", args.backend or "tensorflow")
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend

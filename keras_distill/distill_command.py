@@ -32,7 +32,15 @@ def timed_fit(model, *args, **kwargs):
 def result_row(label, model, x_test, y_test, seconds, batch_size, labels=None, scratch=None):
     """A table row; `scratch` is the row of the same student from scratch,
     for the relative change in test errors."""
-    logits = model.predict(x_test, batch_size=batch_size, verbose=0)
+    # Called batch by batch rather than through `predict`: every model of a
+    # table would compile a predict function of its own, and TensorFlow then
+    # warns about retracing.
+    logits = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model(x_test[start : start + batch_size], training=False))
+            for start in range(0, len(x_test), batch_size)
+        ]
+    )
     errors = int(np.sum(np.argmax(logits, axis=-1) != y_test))
     row = {"model": label, "parameters": model.count_params()}
     if labels is not None:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -144,7 +145,13 @@ def export(
     via_tensorflow = format not in NATIVE.get(keras.backend.backend(), set())
     if not via_tensorflow:
         try:
-            model.export(path, format=format, verbose=False, **_converter_options(options))
+            with warnings.catch_warnings():
+                # Keras' ONNX exporter reads `np.object`, which NumPy 2 flags,
+                # and on torch traces the model, which warns about constants
+                # that an inference graph is meant to hold.
+                warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+                warnings.filterwarnings("ignore", message=".*(trace|as_tensor).*")
+                model.export(path, format=format, verbose=False, **_converter_options(options))
         except Exception:
             if keras.backend.backend() == "tensorflow":
                 raise

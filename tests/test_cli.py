@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,12 @@ def _run(command, *args):
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # No framework warnings through Python (absl's and TensorFlow's loggers,
+    # Python warnings from Keras, NumPy or torch). The runtimes' own C++ log
+    # lines (TensorFlow's start-up, torch's ONNX exporter) bypass Python.
+    python_warning = re.compile(r"^(WARNING:(absl|tensorflow)|\S+\.py:\d+: \w*Warning:)")
+    warnings = [line for line in result.stderr.splitlines() if python_warning.match(line)]
+    assert not warnings, warnings
     return result.stdout
 
 

@@ -126,3 +126,23 @@ def test_main_called_from_python_keeps_the_callers_process(tmp_path):
         )
     finally:
         sys.argv = saved
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--epochs", "0"], "argument --epochs: must be an int >= 1. Received: 0"),
+        (["--tune", "1"], "argument --tune: must be an int >= 2. Received: 1"),
+        (["--batch-size", "-2"], "argument --batch-size: must be an int >= 1. Received: -2"),
+    ],
+)
+def test_the_demo_refuses_numbers_that_train_nothing(tmp_path, arguments, message):
+    result = subprocess.run(
+        [sys.executable, os.path.join("examples", "demo.py"), "--quick", "--output", str(tmp_path / "out"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    _refused(result, message)
+    assert not (tmp_path / "out").exists()
