@@ -1,6 +1,7 @@
 """`keras-distill` / `python -m keras_distill`: the command line."""
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -174,6 +175,10 @@ def _check_arguments(args):
 
 def _run(args):
     from keras_distill import distill_command
+
+    # TensorFlow logs a retracing note each time another model predicts (the
+    # variants of --quantize / --export): nothing a reader of the table can act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     distill_command.run_distill(
         args.teacher,
