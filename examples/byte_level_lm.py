@@ -233,7 +233,7 @@ def main(argv=None):
         # The padding mask weighs the tokens (a cache leaves no room for a
         # per-token `sample_weight`).
         model = student()
-        distiller = distiller_class(model, teacher, **options)
+        distiller = distiller_class(student=model, teacher=teacher, **options)
         distiller.compile(
             optimizer=keras.optimizers.Adam(3e-3), loss=ce, alpha=0.5, temperature=1.0, distillation_loss="kl"
         )
