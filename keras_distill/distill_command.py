@@ -8,6 +8,7 @@ demo (`examples/demo.py`).
 
 import os
 import time
+import warnings
 import zipfile
 
 import keras
@@ -193,7 +194,11 @@ def _load_model(path, role):
             "truncated or of another format. Save the model again with model.save('name.keras')."
         )
     try:
-        return keras.saving.load_model(path, compile=False)
+        with warnings.catch_warnings():
+            # compile=False: the file's optimizer state is not wanted, and Keras
+            # warns that it skips it.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
         raise ValueError(f"The {role} file {path!r} could not be loaded: {type(error).__name__}: {error}") from None
 
