@@ -58,6 +58,7 @@ def small_fashion_mnist(monkeypatch, tmp_path):
         ("docs/guides/speed-and-devices.md", "## Cached teacher outputs", 35),
         ("docs/guides/speed-and-devices.md", "## Training on several GPUs or TPUs", 35),
         ("docs/guides/language-models.md", "# Language models", 35),
+        ("docs/guides/migrating.md", "With keras_distill:", 35),
     ],
 )
 def test_documented_example_runs(small_fashion_mnist, path, heading, max_lines):

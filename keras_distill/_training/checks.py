@@ -9,6 +9,7 @@ import keras
 
 from keras_distill import _compat
 from keras_distill._training import ownership
+from keras_distill._training import structured
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -383,10 +384,13 @@ def check_distiller_models(
     separate_teacher_inputs,
     *,
     takes_separate_teacher_inputs,
+    structured_outputs=False,
 ):
     """Every check of a distiller's models and teacher options, before it is
-    built. Returns `(teachers, kinds, weights)`: the teachers as a list, what
-    each returns, and their normalized weights."""
+    built. Returns `(teachers, kinds, weights, structure)`: the teachers as
+    a list, what each returns, their normalized weights, and the structure
+    of the student's outputs (None for one tensor; a dict or list of
+    outputs where `structured_outputs` allows it)."""
     check_student(student)
     teachers = as_teacher_list(teacher)
     if any(student is model for model in teachers):
@@ -398,6 +402,21 @@ def check_distiller_models(
         )
     ownership.check_not_shared(student, teachers)
     kinds = [output_kind(model, teacher_output_kind) for model in teachers]
+    structure = structured.check_models(
+        student,
+        teachers,
+        owner,
+        allowed=structured_outputs,
+        teacher_classes=teacher_classes,
+        teacher_top_k=teacher_top_k,
+        separate_teacher_inputs=separate_teacher_inputs,
+    )
+    if structure is not None or (
+        not structured.has_static_outputs(student) and any(structured.of_model(model) for model in teachers)
+    ):
+        # Several outputs: checked per output (a subclassed student's once
+        # its outputs are seen, before the first step).
+        return teachers, kinds, normalize_teacher_weights(teacher_weights, len(teachers)), structure
     student_shape = output_shape(student)
     if not isinstance(separate_teacher_inputs, bool):
         raise TypeError(
@@ -421,7 +440,7 @@ def check_distiller_models(
         teacher_classes=teacher_classes,
         classes=None if student_shape is None else student_shape[-1],
     )
-    return teachers, kinds, weights
+    return teachers, kinds, weights, None
 
 
 def check_model_keywords(owner, positional, student, teacher, **required):

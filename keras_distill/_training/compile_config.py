@@ -12,12 +12,12 @@ import inspect
 import keras
 
 from keras_distill._training import checks
+from keras_distill._training import loss_specs
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import check_alpha
 from keras_distill._training.hyperparameters import resolve_temperature
 from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.lookup import FunctionLoss
-from keras_distill.losses.lookup import get as get_distillation_loss
 from keras_distill.losses.soft_targets import SoftenedLoss
 
 # Names whose Keras default (from_logits=False) would be wrong on logits.
@@ -26,6 +26,18 @@ _FROM_LOGITS_CLASSES = {
     "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
     "binary_crossentropy": keras.losses.BinaryCrossentropy,
 }
+
+# Keras losses that compare values, not distributions: as a distillation
+# loss they compare the teacher's outputs with the student's as they are
+# (logits: Ba & Caruana's logit regression; a regression output's values).
+REGRESSION_LOSSES = (
+    keras.losses.MeanSquaredError,
+    keras.losses.MeanAbsoluteError,
+    keras.losses.MeanSquaredLogarithmicError,
+    keras.losses.MeanAbsolutePercentageError,
+    keras.losses.Huber,
+    keras.losses.LogCosh,
+)
 
 
 def resolve_hard_loss(loss):
@@ -81,6 +93,10 @@ def build_distillation_loss(loss, temperature):
     in `keras_distill.losses.SoftenedLoss`, which softens both models'
     logits and applies T^2, as in the keras.io tutorial.
     """
+    if isinstance(loss, loss_specs.LossList):
+        return loss_specs.build(loss, temperature, build_distillation_loss)
+    if isinstance(loss, REGRESSION_LOSSES):
+        return loss
     if not isinstance(loss, LogitLoss):
         if getattr(loss, "from_logits", False) is True:
             raise ValueError(
@@ -204,17 +220,26 @@ def resolve_compile_arguments(
     *,
     teacher_top_k,
     separate_teacher_inputs,
+    distillation_loss_weights=None,
+    student_loss_weight=None,
 ):
     """`Distiller.compile`'s own arguments, checked and resolved before
     anything changes. Returns `(loss, distillation_loss, alpha, temperature,
-    student_loss, resolved_distillation_loss)`."""
+    student_loss, resolved_distillation_loss)`; the last is one loss object
+    or a `loss_specs.LossList`."""
     loss = pick("loss", loss, "student_loss_fn", student_loss_fn)
     distillation_loss = pick("distillation_loss", distillation_loss, "distillation_loss_fn", distillation_loss_fn)
+    alpha = pick("alpha", alpha, "student_loss_weight", student_loss_weight)
     if distillation_loss is None:
         distillation_loss = "kl"
     alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
-    resolved = get_distillation_loss(distillation_loss)
-    temperature = resolve_temperature(distillation_loss, temperature)
+    resolved = loss_specs.resolve(distillation_loss, distillation_loss_weights)
+    if isinstance(resolved, loss_specs.LossList):
+        # Each loss object of a list keeps its own temperature; the
+        # distiller's is compile's, for the names and Keras losses.
+        temperature = resolve_temperature("kl", temperature)
+    else:
+        temperature = resolve_temperature(distillation_loss, temperature)
     student_loss = resolve_hard_loss(loss)
     if student_loss is None and alpha > 0:
         raise ValueError(

@@ -8,6 +8,7 @@ import keras
 from keras_distill._training import checks
 from keras_distill._training import data_checks
 from keras_distill._training import step
+from keras_distill._training import structured
 
 
 class PreflightMixin:
@@ -33,14 +34,22 @@ class PreflightMixin:
         A mismatch found later, while tracing the first step, would leave
         the JAX trainer's variables unsynced; here nothing has run yet.
         """
-        shapes = [checks.output_shape(model) for model in self.teachers]
-        if None not in shapes and checks.output_shape(self.student) is not None:
+        if self._structure is not None:
             return
+        if not any(structured.of_model(model) for model in self.teachers):
+            shapes = [checks.output_shape(model) for model in self.teachers]
+            if None not in shapes and checks.output_shape(self.student) is not None:
+                return
         try:
             example = keras.tree.map_structure(lambda array: array[:1], x)
         except (TypeError, IndexError, KeyError):
             return  # a dataset or generator: checked when the step is traced
-        student_shape = tuple(self.student(example, training=False).shape)
+        student_output = self.student(example, training=False)
+        structure = structured.of_value(student_output)
+        if structure is not None or isinstance(student_output, dict):
+            self._check_structure_on_example(example, student_output)
+            return
+        student_shape = tuple(student_output.shape)
         teacher_shapes = [tuple(model(example, training=False).shape) for model in self.teachers]
         checks.check_teacher_shapes(
             self.teachers, student_shape, self.student.name, self.teacher_classes, teacher_shapes
@@ -67,6 +76,8 @@ class PreflightMixin:
         )
 
     def _classes(self):
+        if self._structure is not None:
+            return None
         shape = checks.output_shape(self.student)
         return None if shape is None else shape[-1]
 
@@ -78,6 +89,8 @@ class PreflightMixin:
             data_checks.check_separate_inputs(x, y)
         else:
             self._check_output_shapes(x)
+        if self._plan is not None:
+            return self._preflight_structured(x, y)
         self._check_cached_outputs(x, y)
         data_checks.check_class_weight(x, y, class_weight)
         if not data_checks.has_labels(x, y) and (
@@ -89,6 +102,33 @@ class PreflightMixin:
         data_checks.check_labels(
             labels, self._student_loss, self._classes(), owner=f"the student {self.student.name!r}"
         )
+        data_checks.check_finite_inputs(inputs)
+
+    def _preflight_structured(self, x, y):
+        """The checks of `_preflight` for a model with several outputs: no
+        cached outputs, labels for every output trained on labels."""
+        if data_checks.uses_cached_outputs(x, y):
+            raise ValueError(
+                "Cached teacher outputs (keras_distill.with_teacher_outputs) hold one output; the models have "
+                f"several ({list(self._structure.names)}). Train from the live teacher."
+            )
+        inputs, targets = data_checks.sample(x, y)
+        if self._plan.hard:
+            if not data_checks.has_labels(x, y):
+                raise self._missing_labels_error()
+            if targets is not None:
+                labels = self._plan.labels(targets)
+                missing = sorted(name for name in self._plan.hard if name not in labels)
+                if missing:
+                    raise ValueError(
+                        f"Outputs {missing} have a hard-label loss but no labels: y has "
+                        f"{sorted(labels)}. Pass y={{name: labels}} for every output named in `loss`, or drop "
+                        "their losses."
+                    )
+                for name, (loss, _) in self._plan.hard.items():
+                    tensor = structured.output_tensor(self.student, name, self._structure)
+                    classes = None if tensor is None else tensor.shape[-1]
+                    data_checks.check_labels(labels[name], loss, classes, owner=f"the student's output {name!r}")
         data_checks.check_finite_inputs(inputs)
 
     def _missing_labels_error(self):

@@ -5,10 +5,13 @@ from keras import ops
 
 from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import checks
+from keras_distill._training import loss_specs
 from keras_distill._training import step
+from keras_distill._training import structured
 from keras_distill._training.compile_config import CompileConfigMixin
 from keras_distill._training.compile_config import DistillerConfigMixin
 from keras_distill._training.compile_config import build_distillation_loss
+from keras_distill._training.compile_config import pick
 from keras_distill._training.compile_config import resolve_compile_arguments
 from keras_distill._training.entry_points import EntryPointsMixin
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
@@ -17,6 +20,7 @@ from keras_distill._training.hyperparameters import SoftTargetSettingsMixin
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.ownership import FrozenTeachersMixin
 from keras_distill._training.preflight import PreflightMixin
+from keras_distill._training.structured_compile import StructuredOutputsMixin
 from keras_distill.losses.top_k_divergence import TopKKLDivergence
 
 
@@ -28,6 +32,7 @@ class Distiller(
     SoftTargetSettingsMixin,
     FrozenTeachersMixin,
     DistillerConfigMixin,
+    StructuredOutputsMixin,
     CompileConfigMixin,
     keras.Model,
 ):
@@ -70,7 +75,8 @@ class Distiller(
     Args:
         student: `keras.Model`. Outputs logits of shape `(batch, ...,
             num_classes)`. A student that ends in a softmax is refused: its
-            logits are needed.
+            logits are needed. A dict (or list) of outputs takes a loss
+            per output in `compile`, from a teacher of the same outputs.
         teacher: `keras.Model` with the student's output shape, or a list
             of them: the distillation target is then the weighted mixture
             of the teachers' temperature-softened distributions.
@@ -132,6 +138,8 @@ class Distiller(
     """
 
     takes_separate_teacher_inputs = True
+    takes_structured_outputs = True
+    _plan = None
 
     def __init__(
         self,
@@ -147,7 +155,8 @@ class Distiller(
         **kwargs,
     ):
         checks.check_model_keywords(type(self).__name__, models, student, teacher)
-        teachers, kinds, weights = checks.check_distiller_models(
+        loss_specs.refuse_constructor_arguments(type(self).__name__, kwargs)
+        teachers, kinds, weights, structure = checks.check_distiller_models(
             type(self).__name__,
             student,
             teacher,
@@ -157,8 +166,10 @@ class Distiller(
             teacher_top_k,
             separate_teacher_inputs,
             takes_separate_teacher_inputs=self.takes_separate_teacher_inputs,
+            structured_outputs=self.takes_structured_outputs,
         )
         super().__init__(name=name, **kwargs)
+        self._structure = structure
         self.student = student
         self.teachers = teachers
         self._teacher_output_kind_arg = teacher_output_kind
@@ -193,9 +204,11 @@ class Distiller(
         alpha=None,
         temperature=None,
         distillation_loss=None,
+        distillation_loss_weights=None,
         standardize_logits=False,
         student_loss_fn=None,
         distillation_loss_fn=None,
+        student_loss_weight=None,
         **kwargs,
     ):
         """Configures the distiller for training.
@@ -225,6 +238,18 @@ class Distiller(
                 tutorial (`keras_distill.losses.SoftenedLoss`). Also
                 `"dkd"` (`keras_distill.losses.DecoupledKD`, which is given
                 the labels) and `"dist"` (`keras_distill.losses.DIST`).
+                Keras' regression losses (`keras.losses.MeanSquaredError()`,
+                `MeanAbsoluteError()`, `Huber()`, ...) compare the two
+                models' outputs as they are, without softening or T^2
+                (logit regression on logits, a regression output's values).
+                A list of losses is their weighted sum (see
+                `distillation_loss_weights`): each loss object in it keeps
+                its own temperature, names and Keras losses follow
+                `temperature`.
+            distillation_loss_weights: list of floats >= 0, one per loss of
+                a `distillation_loss` list: the distillation term is then
+                `sum_i weights[i] * distillation_loss[i]`
+                (`keras_distill.losses.WeightedSum`). Defaults to 1 each.
             standardize_logits: bool. Z-score both models' logits over the
                 classes before the distillation loss (logit standardization,
                 Sun et al., 2024; `keras_distill.losses.standardize_logits`),
@@ -232,9 +257,41 @@ class Distiller(
                 logits, not their range. Composes with every dense loss.
             student_loss_fn: The keras.io tutorial's name for `loss`.
             distillation_loss_fn: Its name for `distillation_loss`.
+            student_loss_weight: keras.distillation's name for `alpha`.
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`,
-                `run_eagerly`, `steps_per_execution`, ...).
+                `run_eagerly`, `steps_per_execution`, ...), and
+                `loss_weights` for models with several outputs.
+
+        Models whose outputs are a dict (or a list) take, in Keras' own
+        convention, `loss={name: loss}`, `loss_weights={name: weight}`,
+        `distillation_loss={name: loss}` (or a list of losses per name) and
+        `distillation_loss_weights={name: weight}` (or a list per name),
+        labels `y={name: labels}` and metrics per output; the loss is
+        `alpha * sum_o loss_weights[o] * loss[o] + (1 - alpha) * sum_o
+        distillation_loss_weights[o] * distillation_loss[o]`, over the
+        outputs named in each (weights default to 1). See the guide
+        "Coming from keras.distillation" (section "Models with several outputs").
         """
+        if (
+            self._structure is not None
+            or structured.is_structured_argument(loss if student_loss_fn is None else student_loss_fn)
+            or structured.is_structured_argument(
+                distillation_loss if distillation_loss_fn is None else distillation_loss_fn
+            )
+        ):
+            return self._compile_structured(
+                optimizer,
+                pick("loss", loss, "student_loss_fn", student_loss_fn),
+                metrics,
+                alpha=pick("alpha", alpha, "student_loss_weight", student_loss_weight),
+                temperature=temperature,
+                distillation_loss=pick(
+                    "distillation_loss", distillation_loss, "distillation_loss_fn", distillation_loss_fn
+                ),
+                distillation_loss_weights=distillation_loss_weights,
+                standardize_logits=standardize_logits,
+                **kwargs,
+            )
         loss, distillation_loss, alpha, temperature, student_loss, resolved = resolve_compile_arguments(
             loss,
             student_loss_fn,
@@ -246,9 +303,12 @@ class Distiller(
             kwargs,
             teacher_top_k=self.teacher_top_k,
             separate_teacher_inputs=self.separate_teacher_inputs,
+            distillation_loss_weights=distillation_loss_weights,
+            student_loss_weight=student_loss_weight,
         )
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._student_loss = student_loss
+        self._plan = None
         self._distillation_loss = build_distillation_loss(resolved, self._temperature)
         self._standardize_logits = standardize_logits
         self._alpha.assign(alpha)
@@ -259,6 +319,7 @@ class Distiller(
             alpha=alpha,
             temperature=temperature,
             distillation_loss=distillation_loss,
+            distillation_loss_weights=distillation_loss_weights,
             standardize_logits=standardize_logits,
             **kwargs,
         )
@@ -305,6 +366,8 @@ class Distiller(
         return labels, self._targets.from_outputs(outputs), features
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self._plan is not None:
+            return self._structured_loss(x, y, y_pred, sample_weight) + self._regularization_loss()
         student_x, teacher_x = (x["student"], x["teacher"]) if self.separate_teacher_inputs else (x, x)
         labels, targets, _ = self._teacher_targets(teacher_x, y)
         loss_weights, _ = step.token_weights(student_x, y_pred, sample_weight)
@@ -344,6 +407,9 @@ class Distiller(
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = step.split_target(y)
+        if self._plan is not None:
+            labels = structured.metric_labels(labels, self._plan.structure, y_pred)
+            return super().compute_metrics(x, labels, y_pred, sample_weight)
         _, metric_weights = step.token_weights(self._student_inputs(x), y_pred, sample_weight)
         y_pred = step.mask_ignored(y_pred, labels, getattr(self._student_loss, "ignore_class", None))
         return super().compute_metrics(x, labels, y_pred, metric_weights)

@@ -84,6 +84,7 @@ class FeatureDistiller(Distiller):
 
     requires_feature_stage = False
     takes_separate_teacher_inputs = False
+    takes_structured_outputs = False
     weight_argument = "feature_weight"
     default_feature_weight = 1.0
     feature_metric_name = "feature_loss"

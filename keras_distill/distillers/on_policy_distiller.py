@@ -58,8 +58,10 @@ class OnPolicyDistiller(Distiller):
             lambda). 0 is supervised token-level distillation.
         sampling_temperature: float >= 0. Temperature of the student's
             sampling; 0 samples greedily (the most likely token).
-        end_token_id: optional int. A generated end token ends the
-            sequence: the positions after it are padding, not learned.
+        end_token_id: optional int, or a list of ints (chat models have
+            several stop tokens). A generated end token ends the sequence:
+            the positions after it are padding, not learned. Each id must be
+            below the vocabulary size.
         seed: optional int, for the sampling and the per-batch choice.
         name: name of the distiller.
 
@@ -81,6 +83,7 @@ class OnPolicyDistiller(Distiller):
     """
 
     takes_separate_teacher_inputs = False
+    takes_structured_outputs = False
     cached_outputs_refusal = (
         "OnPolicyDistiller has the live teacher score the student's own samples; cached teacher outputs do "
         "not cover them. Fit on the inputs and labels alone, or use keras_distill.Distiller with the cache."
@@ -116,12 +119,12 @@ class OnPolicyDistiller(Distiller):
         self.sampling_temperature = check_number(
             sampling_temperature, "sampling_temperature", example=1.0, at_least=0.0, note="0 samples greedily."
         )
-        if end_token_id is not None:
-            end_token_id = check_int(end_token_id, "end_token_id", example=2, at_least=0)
+        end_ids = _end_token_ids(end_token_id, student)
         if seed is not None:
             seed = check_int(seed, "seed", example=0, at_least=0)
         super().__init__(student=student, teacher=teacher, name=name, **kwargs)
         self.end_token_id = end_token_id
+        self._end_ids = end_ids
         self.seed = seed
         self._sampling_seed = keras.random.SeedGenerator(seed, name="sampling_seed")
 
@@ -221,8 +224,10 @@ class OnPolicyDistiller(Distiller):
             self.student, token_ids, prompt, self._sampling_seed, seed, self.sampling_temperature
         )
         real = ops.logical_not(prompt)
-        if self.end_token_id is not None:
-            ends = ops.cast(ops.logical_and(ops.equal(tokens, self.end_token_id), real), "int32")
+        if self._end_ids:
+            ids = ops.convert_to_tensor(self._end_ids, dtype=tokens.dtype)
+            is_end = ops.any(ops.equal(tokens[..., None], ids), axis=-1)
+            ends = ops.cast(ops.logical_and(is_end, real), "int32")
             after_end = ops.greater(ops.cumsum(ends, axis=1) - ends, 0)
             real = ops.logical_and(real, ops.logical_not(after_end))
         padding_mask = ops.where(prompt, x["padding_mask"], real)
@@ -237,6 +242,26 @@ class OnPolicyDistiller(Distiller):
             "end_token_id": self.end_token_id,
             "seed": self.seed,
         }
+
+
+def _end_token_ids(end_token_id, student):
+    """`end_token_id` (None, an int or a list of ints) as a list of ids,
+    each checked against the student's vocabulary where it is known."""
+    if end_token_id is None:
+        return []
+    many = isinstance(end_token_id, (list, tuple))
+    if many and not end_token_id:
+        raise ValueError(
+            "`end_token_id` is an empty list. Pass the id of the end token, a list of stop token ids, or None."
+        )
+    ids = list(end_token_id) if many else [end_token_id]
+    vocabulary = getattr(getattr(getattr(student, "backbone", None), "token_embedding", None), "input_dim", None)
+    for index, value in enumerate(ids):
+        argument = f"end_token_id[{index}]" if many else "end_token_id"
+        note = f"The student's vocabulary has {vocabulary} tokens." if vocabulary else ""
+        maximum = None if vocabulary is None else vocabulary - 1
+        ids[index] = check_int(value, argument, example=2, at_least=0, at_most=maximum, note=note)
+    return ids
 
 
 def sample_continuations(causal_lm, token_ids, prompt_mask, seed_generator, seed, temperature):

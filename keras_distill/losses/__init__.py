@@ -42,3 +42,4 @@ from keras_distill.losses.top_k_divergence import top_k_kl_divergence
 from keras_distill.losses.top_k_divergence import top_k_teacher
 from keras_distill.losses.universal_logit import UniversalLogitDistillation
 from keras_distill.losses.universal_logit import universal_logit_distillation
+from keras_distill.losses.weighted_sum import WeightedSum

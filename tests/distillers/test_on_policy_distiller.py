@@ -127,6 +127,46 @@ def test_samples_follow_the_students_distribution_and_stop_at_the_end_token(mode
         np.testing.assert_array_equal(new_weights[row], np.arange(LENGTH) < last)
 
 
+def test_several_end_tokens_end_a_sequence_at_the_first_of_them(models):
+    teacher, student = models
+    count = 400
+    token_ids = np.full((count, LENGTH), 3, "int32")
+    x = {"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, bool)}
+    weights = keras.ops.convert_to_tensor(np.ones((count, LENGTH), "float32"))
+    free = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.0, sampling_temperature=2.0, seed=1)
+    seed = keras.ops.convert_to_tensor(free._sampling_seed.state.value)
+    tokens = keras.ops.convert_to_numpy(free.on_policy_batch(x, weights, seed)[0]["token_ids"])
+    counts = np.bincount(tokens[:, 1:].ravel(), minlength=VOCABULARY)
+    ends = [int(token) for token in np.argsort(counts)[-2:]]
+    ending = kd.OnPolicyDistiller(
+        student=student, teacher=teacher, lmbda=1.0, sampling_temperature=2.0, seed=1, end_token_id=ends
+    )
+    inputs, new_weights, _ = ending.on_policy_batch(x, weights, seed)
+    tokens = keras.ops.convert_to_numpy(inputs["token_ids"])
+    mask = keras.ops.convert_to_numpy(inputs["padding_mask"])
+    new_weights = keras.ops.convert_to_numpy(new_weights)
+    stopped_by = set()
+    for row in range(count):
+        found = np.flatnonzero(np.isin(tokens[row, 1:], ends))
+        last = found[0] + 1 if len(found) else LENGTH - 1
+        if len(found):
+            stopped_by.add(int(tokens[row, last]))
+        np.testing.assert_array_equal(mask[row], np.arange(LENGTH) <= last)
+        np.testing.assert_array_equal(new_weights[row], np.arange(LENGTH) < last)
+    assert stopped_by == set(ends)
+    assert ending.get_config()["end_token_id"] == ends
+
+
+@pytest.mark.parametrize(
+    "end_token_id, match",
+    [([], "empty list"), ([1, VOCABULARY], r"end_token_id\[1\]"), (VOCABULARY + 5, "vocabulary has"), ("2", "int")],
+)
+def test_end_token_ids_are_checked(models, end_token_id, match):
+    teacher, student = models
+    with pytest.raises((ValueError, TypeError), match=match):
+        kd.OnPolicyDistiller(student=student, teacher=teacher, end_token_id=end_token_id)
+
+
 def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
     teacher, _ = models
     student = causal_lm(1, 8, "fresh_student")
