@@ -19,6 +19,7 @@ from keras_distill import deploy as deployment
 from keras_distill import tuning
 from keras_distill._training.hyperparameters import DEFAULT_ALPHA
 from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.export import export_saved_model
 from keras_distill.tables import markdown_table
@@ -26,7 +27,8 @@ from keras_distill.tables import markdown_table
 
 def timed_fit(model, *args, **kwargs):
     start = time.perf_counter()
-    history = model.fit(*args, **kwargs)
+    with weights_kept_on_failure(model):
+        history = model.fit(*args, **kwargs)
     return history, time.perf_counter() - start
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from keras_distill import _compat
 from keras_distill._training import checks
 from keras_distill._training import data_checks
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.step import LABELS
 from keras_distill._training.step import TEACHER_LOGITS
 from keras_distill._training.step import TOP_K_INDICES
@@ -96,7 +97,14 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
     if data_checks.is_dataset(x):
         return _cache_dataset(x, logits_of)
     data_checks.check_finite_inputs(x)
-    return logits_of(x, lambda model, inputs: model.predict(inputs, batch_size=batch_size, verbose=0))
+    return logits_of(x, lambda model, inputs: _predict(model, inputs, batch_size))
+
+
+def _predict(model, inputs, batch_size):
+    # An interrupted predict (Ctrl-C) leaves the teacher's variables empty
+    # on JAX; they are put back.
+    with weights_kept_on_failure(model):
+        return model.predict(inputs, batch_size=batch_size, verbose=0)
 
 
 def _check_storable(logits, dtype, name):

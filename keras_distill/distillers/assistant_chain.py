@@ -4,6 +4,7 @@ import keras
 
 from keras_distill._training import checks
 from keras_distill._training.compile_config import serialize_model
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
 from keras_distill.distillers.stages import per_stage_callbacks
@@ -100,7 +101,8 @@ class AssistantChain:
         histories = []
         if self.train_teacher:
             teacher = self._stages.supervised(self.teacher)
-            histories.append(teacher.fit(x, y, epochs=epochs.pop(0), callbacks=callbacks.pop(0), **kwargs))
+            with weights_kept_on_failure(teacher):
+                histories.append(teacher.fit(x, y, epochs=epochs.pop(0), callbacks=callbacks.pop(0), **kwargs))
         self.distillers = []
         for teacher, student, stage_epochs, stage_callbacks in zip(
             self.models[:-1], self.models[1:], epochs, callbacks

@@ -5,6 +5,7 @@ import inspect
 import keras
 
 from keras_distill._training import checks
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._validate import check_int
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
@@ -86,9 +87,9 @@ class BornAgain:
         epochs = per_stage(epochs, self.generations, "epochs")
         callbacks = per_stage_callbacks(callbacks, self.generations)
         self.models = [self._new_model(0)]
-        histories = [
-            self._stages.supervised(self.models[0]).fit(x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs)
-        ]
+        first = self._stages.supervised(self.models[0])
+        with weights_kept_on_failure(first):
+            histories = [first.fit(x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs)]
         for generation in range(1, self.generations):
             model = self._new_model(generation)
             distiller = self._stages.distiller(model, self.models[-1])

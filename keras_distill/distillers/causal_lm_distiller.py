@@ -17,6 +17,7 @@ from keras import ops
 
 from keras_distill._training import checks
 from keras_distill._training import step
+from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.losses.dist import DIST
@@ -62,6 +63,7 @@ class CausalLMDistiller(Distiller):
     """
 
     takes_separate_teacher_inputs = False
+    takes_structured_outputs = False
     cached_outputs_refusal = (
         "CausalLMDistiller computes the teacher's logits chunk by chunk from its hidden states; it takes no "
         "cached teacher outputs. Pass the labels alone, or use keras_distill.Distiller with the cache."
@@ -110,7 +112,8 @@ class CausalLMDistiller(Distiller):
 
     def predict(self, x, *args, **kwargs):
         """The student's logits (`distiller.student.predict`)."""
-        return self.student.predict(x, *args, **kwargs)
+        with weights_kept_on_failure(self.student):
+            return self.student.predict(x, *args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels = self._labels_only(y)
