@@ -91,8 +91,16 @@ def main(argv=None):
             compiled = step.lower(*inputs).compile()
             analysis = compiled.memory_analysis()
             peak = analysis.temp_size_in_bytes + analysis.output_size_in_bytes
-            value, gradients = compiled(*inputs)
-            jax.block_until_ready(gradients)
+            try:
+                value, gradients = compiled(*inputs)
+                jax.block_until_ready(gradients)
+            except jax.errors.JaxRuntimeError as error:
+                if "RESOURCE_EXHAUSTED" not in str(error):
+                    raise
+                # The device cannot hold it: reported as such, with the peak
+                # XLA planned for it.
+                measured[name] = (peak, None, None, None)
+                continue
             times = []
             for _ in range(args.runs):
                 start = time.perf_counter()
@@ -101,10 +109,12 @@ def main(argv=None):
             measured[name] = (peak, float(np.median(times)), float(value), [np.asarray(g) for g in gradients])
         (dense_peak, dense_time, dense_value, dense_grads) = measured["dense"]
         (chunk_peak, chunk_time, chunk_value, chunk_grads) = measured["chunked"]
-        difference = max(float(np.max(np.abs(a - b))) for a, b in zip(dense_grads, chunk_grads))
-        rows.append(
-            (vocabulary, dense_peak, chunk_peak, dense_time, chunk_time, abs(dense_value - chunk_value), difference)
-        )
+        if dense_time is None or chunk_time is None:
+            difference = loss_difference = None
+        else:
+            difference = max(float(np.max(np.abs(a - b))) for a, b in zip(dense_grads, chunk_grads))
+            loss_difference = abs(dense_value - chunk_value)
+        rows.append((vocabulary, dense_peak, chunk_peak, dense_time, chunk_time, loss_difference, difference))
     lines = [
         f"Loss path only, JAX {jax.__version__} on {jax.devices()[0].platform.upper()}, Keras {keras.__version__}: "
         f"batch {args.batch}, sequence {args.sequence}, hidden {args.hidden}, chunk {args.chunk} tokens, "
@@ -117,7 +127,21 @@ def main(argv=None):
     ]
     verdicts = []
     for vocabulary, dense_peak, chunk_peak, dense_time, chunk_time, loss_difference, difference in rows:
-        memory_ratio, time_ratio = chunk_peak / dense_peak, chunk_time / dense_time
+        memory_ratio = chunk_peak / dense_peak
+        if dense_time is None or chunk_time is None:
+            peaks = f"{dense_peak / 2**20:,.0f} MiB | {chunk_peak / 2**20:,.0f} MiB | {memory_ratio:.2f}"
+            lines.append(
+                f"| {vocabulary:,} | {peaks} | "
+                + " | ".join("out of memory" if t is None else f"{1000 * t:,.0f} ms" for t in (dense_time, chunk_time))
+                + " | - | - | - |"
+            )
+            verdicts.append(
+                f"vocabulary {vocabulary:,}: memory {memory_ratio:.2f}x; the "
+                + ("dense" if dense_time is None else "chunked")
+                + " step ran out of device memory"
+            )
+            continue
+        time_ratio = chunk_time / dense_time
         lines.append(
             f"| {vocabulary:,} | {dense_peak / 2**20:,.0f} MiB | {chunk_peak / 2**20:,.0f} MiB | {memory_ratio:.2f} | "
             f"{1000 * dense_time:,.0f} ms | {1000 * chunk_time:,.0f} ms | {time_ratio:.2f} | {loss_difference:.1e} | "

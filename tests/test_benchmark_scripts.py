@@ -132,3 +132,49 @@ def test_lm_memory_quick(tmp_path):
     assert vocabulary == 2048 and chunked_peak < dense_peak
     assert loss_difference < 1e-5 and gradient_difference < 1e-5
     assert "| 2,048 |" in output.read_text()
+
+
+def test_gpu_script_quick_writes_one_table(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("benchmarks/gpu.sh runs JAX")
+    output = tmp_path / "gpu.md"
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), "--quick", str(output)],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = output.read_text()
+    assert text.startswith("## One GPU: ")
+    assert "### Epoch time" in text and "### Language-model loss path" in text
+    assert text.count("Targets") == 2
+
+
+def test_gpu_script_refuses_a_machine_without_a_gpu(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("benchmarks/gpu.sh runs JAX")
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), str(tmp_path / "gpu.md")],
+        env={**os.environ, "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "needs JAX with a GPU" in result.stderr
+    assert not (tmp_path / "gpu.md").exists()
