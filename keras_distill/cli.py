@@ -72,7 +72,8 @@ def build_parser():
     distill.add_argument(
         "--output",
         default="distill-output",
-        help="Directory for results.md, student.keras and student_savedmodel/ (default: ./distill-output).",
+        help="Directory for results.md, student.keras, student_savedmodel/ and deploy/, which each run "
+        "rewrites (default: ./distill-output).",
     )
     distill.add_argument(
         "--alpha", type=float, default=DEFAULT_ALPHA, help=f"Weight of the hard-label loss (default {DEFAULT_ALPHA})."
@@ -157,16 +158,12 @@ def main(argv=None):
 
 def _check_arguments(args):
     """What argparse cannot say, said before any training."""
-    output = args.output
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ValueError(
-            f"--output {output!r} is an existing file; the results need a directory. Pass another "
-            "path, e.g. --output distill-output."
-        )
     # Imported here: they import Keras, which `--help` never needs.
     from keras_distill._training.hyperparameters import check_alpha
+    from keras_distill.distill_command import check_output
     from keras_distill.losses.base import check_temperature
 
+    check_output(args.output)
     if getattr(args, "alpha", None) is not None:
         check_alpha(args.alpha)
     if getattr(args, "temperature", None) is not None:

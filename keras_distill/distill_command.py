@@ -7,6 +7,7 @@ demo (`examples/demo.py`).
 """
 
 import os
+import shutil
 import time
 import warnings
 import zipfile
@@ -212,6 +213,24 @@ def _fit_to_input(x, model):
     return x
 
 
+def check_output(output):
+    """A `ValueError` unless `output` is (or can be made) a writable
+    directory: found before training, not as an `OSError` after it."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(
+            f"--output {output!r} is an existing file; the results need a directory. Pass another "
+            "path, e.g. --output distill-output."
+        )
+    existing = os.path.abspath(output)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK) or not os.path.isdir(existing):
+        raise ValueError(
+            f"--output {output!r} cannot be written: {existing!r} is not a writable directory. Pass a "
+            "writable path, e.g. --output ./distill-output."
+        )
+
+
 def run_distill(
     teacher_path,
     student_path,
@@ -234,7 +253,15 @@ def run_distill(
     With `tune_trials`, `keras_distill.tune` searches the settings in that many
     trials (fresh copies of the student's architecture, validated on the
     last tenth of the training data) instead of one run at `alpha` and
-    `temperature`."""
+    `temperature`.
+
+    `output` is checked to be writable before anything loads, and its
+    `deploy/` folder, this command's own, is emptied: a rerun never leaves
+    an earlier run's exports beside the new models."""
+    check_output(output)
+    previous = os.path.join(output, "deploy")
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
     (x_train, y_train), (x_test, y_test) = load_data(data)
     for path in (teacher_path, student_path):
         if not os.path.exists(path):

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 
 from keras_distill._validate import check_choice
+from keras_distill._validate import check_int
+from keras_distill._validate import check_number
 
 FORMATS = ("tf_saved_model", "onnx", "litert")
 # What Keras exports natively on each backend, as measured with Keras 3.15.1.
@@ -122,6 +124,14 @@ def export(
     ```
     """
     format = check_choice(format, "format", FORMATS)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model={model!r} (of type {type(model).__name__}). "
+            "Load a saved model first: export(keras.saving.load_model(path), ...)."
+        )
+    latency_runs = check_int(latency_runs, "latency_runs", example=50, at_least=1)
+    if tolerance is not None:
+        tolerance = check_number(tolerance, "tolerance", example=1e-4, at_least=0.0)
     runtime = _import_runtime(format)
     if litert_int8 and format != "litert":
         raise ValueError(f"`litert_int8` applies to format='litert'. Received: format={format!r}.")
@@ -134,15 +144,22 @@ def export(
             "weights in int8 itself."
         )
     options = {"int8": True} if litert_int8 else {}
+    if format != "tf_saved_model" and os.path.isdir(str(path)):
+        raise ValueError(
+            f"`path` is a directory, but a {format} export is one file. Received: path={str(path)!r}. Pass a "
+            f"file name, e.g. {os.path.join(str(path), 'student' + SUFFIXES[format])!r}."
+        )
     if SUFFIXES[format] and not str(path).endswith(SUFFIXES[format]):
         path = f"{path}{SUFFIXES[format]}"
     path = str(path)
+    _check_path(path, format)
     inputs = _sample_inputs(model, sample_inputs)
     expected = np.asarray(keras.ops.convert_to_numpy(model(inputs, training=False)), dtype="float32")
     if tolerance is None:
         scale = max(1.0, float(np.max(np.abs(expected))))
         tolerance = LITERT_INT8_TOLERANCE * scale if litert_int8 else DEFAULT_TOLERANCE
     via_tensorflow = format not in NATIVE.get(keras.backend.backend(), set())
+    native_error = None
     if not via_tensorflow:
         try:
             with warnings.catch_warnings():
@@ -152,12 +169,13 @@ def export(
                 warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
                 warnings.filterwarnings("ignore", message=".*(trace|as_tensor).*")
                 model.export(path, format=format, verbose=False, **_converter_options(options))
-        except Exception:
+        except Exception as error:
             if keras.backend.backend() == "tensorflow":
                 raise
             via_tensorflow = True  # e.g. PyTorch's ONNX export of int8 layers
+            native_error = error
     if via_tensorflow:
-        _export_in_tensorflow(model, path, format, options)
+        _export_in_tensorflow(model, path, format, options, native_error)
     run = _runner(format, path, runtime)
     outputs = np.asarray(run(inputs), dtype="float32")
     difference = float(np.max(np.abs(outputs - expected))) if outputs.shape == expected.shape else float("inf")
@@ -226,20 +244,80 @@ def _import_runtime(format):
         ) from error
 
 
+def _check_path(path, format):
+    """Refuses a path the export cannot write, before any work."""
+    if format != "tf_saved_model" and os.path.isdir(path):
+        raise ValueError(
+            f"`path` is a directory, but a {format} export is one file. Received: path={path!r}. Pass a file "
+            f"name, e.g. {os.path.join(path, 'student' + SUFFIXES[format])!r}."
+        )
+    if format == "tf_saved_model" and os.path.isfile(path):
+        raise ValueError(
+            f"`path` is a file, but a SavedModel is a directory. Received: path={path!r}. Pass a directory name."
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise ValueError(f"{parent!r} is a file, so {path!r} cannot be written. Choose another path.")
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"The directory of `path` does not exist: {parent!r} (path={path!r}). Create it first, e.g. "
+            f"os.makedirs({parent!r}, exist_ok=True)."
+        )
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(
+            f"Cannot write the {format} export to {path!r}: the directory {parent!r} is not writable. "
+            "Choose a writable path."
+        )
+
+
 def _sample_inputs(model, sample_inputs):
+    input_dtype = _input_dtype(model)
     if sample_inputs is not None:
-        return np.asarray(sample_inputs, dtype="float32")
+        if not isinstance(sample_inputs, (np.ndarray, list, tuple)) and not hasattr(sample_inputs, "__array__"):
+            raise TypeError(
+                f"`sample_inputs` must be an array of inputs. Received an object of type "
+                f"{type(sample_inputs).__name__}. Pass a NumPy array, e.g. sample_inputs=x_test[:32] (for a "
+                "tf.data dataset: sample_inputs=next(iter(dataset))[0].numpy())."
+            )
+        inputs = np.asarray(sample_inputs)
+        if inputs.ndim == 0 or len(inputs) == 0:
+            raise ValueError(
+                f"`sample_inputs` is empty (shape {inputs.shape}). Pass at least one example, e.g. "
+                "sample_inputs=x_test[:32]."
+            )
+        if inputs.dtype.kind == "f" and not np.all(np.isfinite(inputs)):
+            raise ValueError(
+                f"`sample_inputs` holds {int(np.sum(~np.isfinite(inputs)))} NaN or infinite value(s): the "
+                "comparison with the artifact would fail on them, not on the export. Pass finite inputs."
+            )
+        return inputs.astype(input_dtype or "float32")
     if not getattr(model, "inputs", None) or len(model.inputs) != 1:
         raise ValueError(
             f"Pass `sample_inputs` to export {model.name!r}: its input shape is not known (or it has several "
             "inputs). Use e.g. sample_inputs=x_test[:32]."
         )
+    if input_dtype is not None and np.dtype(input_dtype).kind in "iub":
+        raise ValueError(
+            f"Pass `sample_inputs` to export {model.name!r}: it takes {input_dtype} inputs (token or class "
+            "ids), and random inputs would all round to 0, so the check would compare one input. Use e.g. "
+            "sample_inputs=x_test[:32]."
+        )
     shape = tuple(8 if dim is None else dim for dim in model.inputs[0].shape)
     return np.random.default_rng(0).uniform(size=shape).astype("float32")
 
 
-def _export_in_tensorflow(model, path, format, options):
-    """Exports through a `.keras` file in a TensorFlow-backend process."""
+def _input_dtype(model):
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1:
+        return None
+    return getattr(inputs[0], "dtype", None)
+
+
+def _export_in_tensorflow(model, path, format, options, native_error=None):
+    """Exports through a `.keras` file in a TensorFlow-backend process.
+
+    The file is written here and read there at once, so it is loaded with
+    `safe_mode=False`: a Lambda layer of the user's own model loads too."""
     with tempfile.TemporaryDirectory() as directory:
         keras_file = os.path.join(directory, "model.keras")
         model.save(keras_file)
@@ -247,7 +325,7 @@ def _export_in_tensorflow(model, path, format, options):
         # refuses: one call on zeros first.
         code = (
             "import json, sys, keras, numpy as np\n"
-            "model = keras.saving.load_model(sys.argv[1])\n"
+            "model = keras.saving.load_model(sys.argv[1], safe_mode=False)\n"
             "model(np.zeros([1 if d is None else d for d in model.inputs[0].shape], 'float32'))\n"
             "options = json.loads(sys.argv[4])\n"
             "if options.pop('int8', False):\n"
@@ -262,10 +340,20 @@ def _export_in_tensorflow(model, path, format, options):
             text=True,
         )
         if result.returncode != 0:
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            cause = lines[-1] if lines else f"exit status {result.returncode}"
+            if "No module named 'tensorflow'" in result.stderr:
+                fix = "This export needs TensorFlow: pip install tensorflow-cpu."
+            else:
+                fix = "The model is unaffected. The last lines of that process:\n" + "\n".join(lines[-12:])
+            native = (
+                f" Keras' own {keras.backend.backend()} export failed first: {type(native_error).__name__}: "
+                f"{str(native_error)[:300]}."
+                if native_error is not None
+                else ""
+            )
             raise RuntimeError(
-                f"Exporting {model.name!r} to {format} in a TensorFlow-backend process failed:\n"
-                f"{result.stderr[-2000:]}\nThe model is unaffected; this export needs TensorFlow "
-                "(`pip install tensorflow-cpu`)."
+                f"Exporting {model.name!r} to {format} in a TensorFlow-backend process failed: {cause}.{native} {fix}"
             )
 
 

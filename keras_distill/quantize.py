@@ -125,6 +125,7 @@ def quantize_student(
             )
         _check_model(teacher, "teacher")
         epochs = check_int(epochs, "epochs", example=2, at_least=1)
+        batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
         learning_rate = check_number(learning_rate, "learning_rate", example=1e-3, above=0.0)
     if method == "ptq":
         return _quantized_copy(student, mode)

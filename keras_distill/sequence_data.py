@@ -14,6 +14,7 @@ import os
 import keras
 import numpy as np
 
+from keras_distill._training import data_checks
 from keras_distill._validate import check_int
 
 
@@ -56,6 +57,14 @@ def generate_distillation_data(
             f"{type(teacher).__name__}."
         )
     batch_size = check_int(batch_size, "batch_size", example=16, at_least=1)
+    if path is not None and os.path.isdir(path):
+        name = "distillation_data.npz" if isinstance(prompts, dict) else "distillation_data.txt"
+        raise ValueError(
+            f"`path` is a directory. Received: path={path!r}. Pass a file name in it, e.g. "
+            f"{os.path.join(path, name)!r}."
+        )
+    if isinstance(prompts, dict) and "token_ids" in prompts:
+        data_checks.check_token_ids(prompts, [teacher])
     # `teacher.compile(sampler=...)` would also replace the teacher's
     # optimizer and loss: set the sampler alone, and put it back after.
     from keras_hub.samplers import get as get_sampler

@@ -15,6 +15,7 @@ import numpy as np
 from keras_distill import _compat
 from keras_distill._training import checks
 from keras_distill._training import data_checks
+from keras_distill._training import structured
 from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.step import LABELS
 from keras_distill._training.step import TEACHER_LOGITS
@@ -76,6 +77,13 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
     ```
     """
     teachers = checks.as_teacher_list(teacher)
+    for model in teachers:
+        if structured.of_model(model) is not None:
+            raise ValueError(
+                f"precompute_teacher_outputs caches one output per example; the teacher {model.name!r} returns "
+                f"a {structured.of_model(model).kind} of outputs {list(structured.of_model(model).names)}. Distill a "
+                "model with several outputs from the live teacher (Distiller with a loss per output)."
+            )
     check_choice(dtype, "dtype", STORAGE_DTYPES, example="float16", note="float16 halves the cache's memory.")
     check_int(batch_size, "batch_size", example=256, at_least=1)
     shape = checks.output_shape(teachers[0])
@@ -97,6 +105,7 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
     if data_checks.is_dataset(x):
         return _cache_dataset(x, logits_of)
     data_checks.check_finite_inputs(x)
+    data_checks.check_not_empty(x, "precompute_teacher_outputs")
     return logits_of(x, lambda model, inputs: _predict(model, inputs, batch_size))
 
 

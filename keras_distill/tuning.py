@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -172,6 +173,13 @@ def tune(
     epochs = check_int(epochs, "epochs", example=10, at_least=1)
     batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
     _check_validation(validation_data, objective)
+    _check_search_values(
+        alphas=alphas,
+        temperatures=temperatures,
+        distillation_losses=distillation_losses,
+        standardize=standardize,
+        widths=widths,
+    )
     for model in checks.as_teacher_list(teacher):
         checks.check_model(model, "teacher")
     builder = TrialBuilder(
@@ -241,8 +249,27 @@ def tune(
     if trials[0] is baseline["row"]:
         student = baseline["load"]()
     else:
-        student = tuner.get_best_models(1)[0].student
+        with warnings.catch_warnings():
+            # KerasTuner rebuilds the best trial's distiller with a fresh
+            # optimizer and loads its checkpoint; Keras warns that it skips
+            # the optimizer's saved slots, which the returned student never uses.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            student = tuner.get_best_models(1)[0].student
     return TuneResult(student, trials, tuner, teacher_seconds, objective, baseline["load"])
+
+
+def _check_search_values(**values):
+    """Each searched argument lists at least one value: KerasTuner would
+    fail on an empty `Choice` only after the label-only trial trained."""
+    for name, value in values.items():
+        if value is None and name == "widths":
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not list(value):
+            example = {"alphas": 0.5, "temperatures": 2.0, "distillation_losses": "kl", "standardize": False}
+            raise ValueError(
+                f"`{name}` lists the values to search and must hold at least one. Received: {name}={value!r}. "
+                f"Pass e.g. {name}=[{example.get(name, 64)!r}]."
+            )
 
 
 def _check_validation(validation_data, objective):

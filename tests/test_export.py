@@ -87,3 +87,74 @@ def test_saved_model_serves_the_same_predictions(tmp_path):
     x = _inputs(5)
     loaded = tf.saved_model.load(path)  # kept alive: serve() needs its variables
     np.testing.assert_allclose(loaded.serve(x).numpy(), student.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"model": "student.keras"}, TypeError, "`model` must be a keras.Model"),
+        ({"latency_runs": 0}, ValueError, "`latency_runs` must be a positive int"),
+        ({"tolerance": -1}, ValueError, "`tolerance` must be a finite number >= 0"),
+        ({"sample_inputs": np.full((2, 64), np.nan, "float32")}, ValueError, "128 NaN or infinite"),
+        ({"sample_inputs": np.zeros((0, 64), "float32")}, ValueError, "`sample_inputs` is empty"),
+        ({"sample_inputs": object()}, TypeError, "`sample_inputs` must be an array"),
+        ({"path": "missing/student"}, ValueError, "does not exist"),
+        ({"path": "."}, ValueError, "is a directory, but a onnx export is one file"),
+    ],
+)
+def test_export_arguments_are_refused_before_any_work(tmp_path, monkeypatch, kwargs, error, match):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    monkeypatch.chdir(tmp_path)
+    arguments = {"model": make_mlp(8, name="student"), "path": "student", "format": "onnx", **kwargs}
+    with pytest.raises(error, match=match):
+        export(**arguments)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    # The suite runs as root, for whom every directory is writable: the
+    # permission check itself is what is replaced.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="is not writable"):
+        export(make_mlp(8, name="student"), os.path.join(tmp_path, "student"), format="onnx")
+
+
+def test_an_integer_input_model_needs_its_sample_inputs(tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    import keras
+
+    ids = keras.Input((5,), dtype="int32")
+    model = keras.Model(ids, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Embedding(10, 4)(ids))))
+    with pytest.raises(ValueError, match="random inputs would all round to 0"):
+        export(model, os.path.join(tmp_path, "ids"), format="onnx")
+    sample = np.random.default_rng(0).integers(0, 10, (16, 5))
+    report = export(model, os.path.join(tmp_path, "ids"), format="onnx", sample_inputs=sample, latency_runs=2)
+    assert report.max_difference <= report.tolerance
+
+
+def test_a_lambda_layer_exports_through_the_tensorflow_process(tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    import keras
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Lambda(lambda x: 2.0 * x), keras.layers.Dense(3)])
+    report = export(model, os.path.join(tmp_path, "lambda"), format="onnx", sample_inputs=_inputs(), latency_runs=2)
+    assert report.max_difference <= report.tolerance
+
+
+def test_a_failed_tensorflow_process_names_its_own_cause(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow exports natively")
+    monkeypatch.setattr(export_module, "NATIVE", {"jax": set(), "torch": set()})
+    original = export_module.subprocess.run
+
+    def failing(command, **kwargs):
+        return original([command[0], "-c", "raise OSError('[Errno 30] Read-only file system: x.onnx')"], **kwargs)
+
+    monkeypatch.setattr(export_module.subprocess, "run", failing)
+    with pytest.raises(RuntimeError, match=r"failed: OSError: \[Errno 30\] Read-only file system") as raised:
+        export(make_mlp(8, name="student"), os.path.join(tmp_path, "student"), format="onnx")
+    assert "pip install tensorflow-cpu" not in str(raised.value)

@@ -443,6 +443,21 @@ def check_distiller_models(
     return teachers, kinds, weights, None
 
 
+REPORTED = ("loss", "student_loss", "distillation_loss")
+
+
+def check_metrics(metrics, owner):
+    """Refuses metric names that are the distiller's own losses: Keras
+    accepts them at compile and fails on them in the first step."""
+    for metric in keras.tree.flatten(metrics) if metrics is not None else []:
+        if isinstance(metric, str) and metric in REPORTED:
+            raise ValueError(
+                f"metrics=[{metric!r}, ...]: {owner} reports `loss`, `student_loss` and `distillation_loss` "
+                f"itself, and {metric!r} is not a metric Keras can build. Remove it from `metrics`; the values "
+                "appear in the History and in evaluate()."
+            )
+
+
 def check_model_keywords(owner, positional, student, teacher, **required):
     """Raises a `TypeError` unless the models came by keyword (the two
     libraries a user may come from order them differently) and every

@@ -154,6 +154,57 @@ def _examples(values):
     return shown + (f" and {len(unique) - 5} other value(s)" if len(unique) > 5 else "")
 
 
+def check_not_empty(x, owner):
+    """Refuses arrays of no examples (Keras fails on them with a
+    `StopIteration` or an `UnboundLocalError` after its callbacks began)."""
+    if x is None:
+        return
+    if is_dataset(x):
+        if next(iter(x.take(1)), None) is None:
+            raise ValueError(
+                f"{owner} got a dataset that yields no batch. Pass a dataset with at least one example; check "
+                "the filtering, `take` or `skip` that built it."
+            )
+        return
+    leaves = keras.tree.flatten(x)
+    if leaves and hasattr(leaves[0], "shape") and len(leaves[0].shape) and leaves[0].shape[0] == 0:
+        raise ValueError(
+            f"{owner} got inputs with no examples (shape {tuple(leaves[0].shape)}). Pass at least one example; "
+            "check the slicing or filtering that built them."
+        )
+
+
+def vocabulary_size(model):
+    """The token vocabulary of a keras-hub model (its backbone's token
+    embedding), else None."""
+    embedding = getattr(getattr(model, "backbone", None), "token_embedding", None)
+    size = getattr(embedding, "input_dim", None)
+    return int(size) if size else None
+
+
+def check_token_ids(x, models):
+    """Refuses token ids outside `[0, vocabulary)` of any keras-hub model:
+    an embedding lookup does not check them (JAX clamps or returns NaN
+    rows, so the loss is NaN or silently wrong)."""
+    if not isinstance(x, dict) or "token_ids" not in x:
+        return
+    ids = np.asarray(keras.ops.convert_to_numpy(x["token_ids"]))
+    if ids.size == 0 or ids.dtype.kind not in "iu":
+        return
+    for model in models:
+        size = vocabulary_size(model)
+        if size is None:
+            continue
+        outside = (ids < 0) | (ids >= size)
+        if np.any(outside):
+            values = np.unique(ids[outside])[:5].tolist()
+            raise ValueError(
+                f"{int(np.sum(outside))} token id(s) are outside the vocabulary of {model.name!r} (0 to "
+                f"{size - 1}): {values}. Tokenize with that model's own tokenizer (or preprocessor), or give the "
+                "models a vocabulary that holds every id."
+            )
+
+
 def check_finite_inputs(x, what="inputs"):
     """Refuses floating inputs with NaN or infinite values (a ReLU hides them
     from the loss while they fill the weights with NaN)."""

@@ -81,10 +81,15 @@ class PreflightMixin:
         shape = checks.output_shape(self.student)
         return None if shape is None else shape[-1]
 
-    def _preflight(self, x, y, class_weight=None):
+    def _preflight(self, x, y, class_weight=None, sample_weight=None):
         """Every check of `fit` / `evaluate` data that can run before a step:
-        output shapes, cached outputs, labels (present, in range, in the
-        loss's format) and finite inputs."""
+        examples present, token ids in the vocabularies, output shapes,
+        cached outputs, labels (present, in range, in the loss's format) and
+        finite inputs."""
+        data_checks.check_not_empty(x, f"{type(self).__name__}.fit()/evaluate()")
+        if not self.separate_teacher_inputs and not data_checks.is_dataset(x):
+            data_checks.check_token_ids(x, [self.student, *self.teachers])
+        self._check_sample_weight(x, sample_weight)
         if self.separate_teacher_inputs:
             data_checks.check_separate_inputs(x, y)
         else:
@@ -130,6 +135,9 @@ class PreflightMixin:
                     classes = None if tensor is None else tensor.shape[-1]
                     data_checks.check_labels(labels[name], loss, classes, owner=f"the student's output {name!r}")
         data_checks.check_finite_inputs(inputs)
+
+    def _check_sample_weight(self, x, sample_weight):
+        """A subclass's checks of `fit`'s `sample_weight` (none here)."""
 
     def _missing_labels_error(self):
         if self._student_loss is not None:

@@ -272,6 +272,7 @@ class Distiller(
         outputs named in each (weights default to 1). See the guide
         "Coming from keras.distillation" (section "Models with several outputs").
         """
+        checks.check_metrics(metrics, type(self).__name__)
         if (
             self._structure is not None
             or structured.is_structured_argument(loss if student_loss_fn is None else student_loss_fn)

@@ -10,6 +10,7 @@ from keras_distill._training import step
 from keras_distill._training.compile_config import CompileConfigMixin
 from keras_distill._training.compile_config import resolve_hard_loss
 from keras_distill._training.compile_config import serialize_model
+from keras_distill._training.entry_points import check_batch_sizes
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
 from keras_distill._training.ownership import weights_kept_on_failure
@@ -183,12 +184,16 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
                 "MutualLearner trains every peer on the labels too, but got no labels (y=None). "
                 "Pass labels to fit()/evaluate()."
             )
+        data_checks.check_not_empty(x, "MutualLearner.fit()/evaluate()")
+        if not data_checks.is_dataset(x):
+            data_checks.check_token_ids(x, self.peers)
         inputs, labels = data_checks.sample(x, y)
         shape = checks.output_shape(self.peers[0])
         data_checks.check_labels(labels, self._peer_loss, None if shape is None else shape[-1], owner="the peers")
         data_checks.check_finite_inputs(inputs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        check_batch_sizes(kwargs)
         self._preflight(x, y)
         validation = data_checks.validation_pair(kwargs)
         if validation is not None:
@@ -197,6 +202,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_batch_sizes(kwargs)
         self._preflight(x, y)
         with weights_kept_on_failure(self):
             return super().evaluate(x, y, *args, **kwargs)

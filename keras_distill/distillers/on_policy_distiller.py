@@ -11,10 +11,12 @@ distributions on the generated tokens only.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_distill import _compat
 from keras_distill._training import checks
+from keras_distill._training import data_checks
 from keras_distill._training import step
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -169,6 +171,23 @@ class OnPolicyDistiller(Distiller):
             distillation_loss=distillation_loss,
             **kwargs,
         )
+
+    def _check_sample_weight(self, x, sample_weight):
+        """Every row must leave a position to generate: a row whose per-token
+        weights are all 0 is a prompt that fills the whole sequence."""
+        if sample_weight is None or data_checks.is_dataset(x):
+            return
+        weights = np.asarray(keras.ops.convert_to_numpy(sample_weight))
+        if weights.ndim < 2:
+            return
+        empty = np.flatnonzero(~np.any(weights.reshape(len(weights), -1) != 0, axis=1))
+        if len(empty):
+            raise ValueError(
+                f"{len(empty)} of {len(weights)} rows have no position to learn (their per-token sample_weight "
+                f"is 0 everywhere, first row {int(empty[0])}): their prompt fills the whole sequence, so the "
+                "student has nothing to generate and the row trains on nothing. Shorten those prompts or raise "
+                "the sequence length (keras-hub preprocessors: sequence_length)."
+            )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         self._labels_only(y)

@@ -145,6 +145,13 @@ class FeatureLoss(keras.losses.Loss):
     def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(reduction=reduction, name=name, dtype=dtype or "float32")
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Called directly, features that cannot be compared are refused
+        # with the fix, not with a backend's broadcasting error.
+        if hasattr(y_true, "shape") and hasattr(y_pred, "shape"):
+            self.check_shapes(tuple(y_true.shape), tuple(y_pred.shape))
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
     def check_shapes(self, teacher_shape, student_shape):
         """Raises a `ValueError` unless the two features can be compared.
 

@@ -148,6 +148,12 @@ class DecoupledKD(LogitLoss):
         self.beta = check_number(beta, "beta", example=8.0, at_least=0.0)
 
     def call(self, y_true, y_pred):
+        if not isinstance(y_true, (tuple, list)) or len(y_true) != 2:
+            raise ValueError(
+                "DecoupledKD separates the target class from the others, so it needs the labels: call it as "
+                "loss((teacher_logits, labels), student_logits). Received y_true of shape "
+                f"{getattr(y_true, 'shape', None)}. A distiller compiled with distillation_loss='dkd' passes them."
+            )
         teacher_logits, labels = y_true
         return decoupled_kd_per_example(
             teacher_logits, y_pred, labels, alpha=self.alpha, beta=self.beta, temperature=self.temperature

@@ -146,3 +146,21 @@ def test_the_demo_refuses_numbers_that_train_nothing(tmp_path, arguments, messag
     )
     _refused(result, message)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_loading(models, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run("distill", *models, "--data", "digits", "--epochs", "1", "--output", str(blocker / "out"))
+    _refused(result, "is not a writable directory")
+
+
+def test_a_rerun_leaves_no_export_of_the_previous_run(models, tmp_path):
+    output = tmp_path / "out"
+    stale = output / "deploy" / "student_int8_recovered.onnx"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an export of an earlier run")
+    result = run("distill", *models, "--data", "digits", "--epochs", "1", "--output", str(output))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (output / "deploy").exists()
+    assert (output / "student.keras").exists()
