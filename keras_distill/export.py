@@ -114,6 +114,12 @@ def export(
         ExportMismatchError: The artifact's outputs differ by more than
             `tolerance`.
         ImportError: The format's runtime is not installed.
+        TypeError, ValueError, PermissionError: Before any work, for
+            arguments it cannot use: a `model` that is not a `keras.Model`,
+            `latency_runs` < 1, `tolerance` < 0, empty or non-finite
+            `sample_inputs`, a `path` it cannot write (a directory for a
+            one-file format, a missing or unwritable directory), and a model
+            with integer inputs given no `sample_inputs`.
 
     Examples:
 
