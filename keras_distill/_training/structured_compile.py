@@ -20,9 +20,9 @@ class StructuredOutputsMixin:
     def _compile_structured(
         self,
         optimizer,
+        *,
         loss,
         metrics,
-        *,
         alpha,
         temperature,
         distillation_loss,
