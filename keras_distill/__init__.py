@@ -23,6 +23,7 @@ __all__ = [
     "generate_distillation_data",
     "precompute_teacher_outputs",
     "with_teacher_outputs",
+    "CachedTeacherOutputs",
     "tune",
 ]
 

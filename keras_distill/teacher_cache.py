@@ -30,7 +30,18 @@ STORAGE_DTYPES = ("float32", "float16")
 FLOAT16_MAX = 65504.0
 
 
-def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", teacher_output_kind="auto", top_k=None):
+def precompute_teacher_outputs(
+    teacher,
+    x,
+    *,
+    batch_size=256,
+    dtype="float32",
+    teacher_output_kind="auto",
+    top_k=None,
+    directory=None,
+    shard_size=65536,
+    overwrite=False,
+):
     """Runs the teacher(s) once over `x` and returns their logits.
 
     Caching is exact when the inputs the student sees are the inputs the
@@ -61,9 +72,22 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
             of shape `(..., k)`, log-probabilities at temperature 1. For
             large vocabularies; the distiller then uses
             `keras_distill.losses.top_k_kl_divergence`. One teacher only.
+        directory: `None` (return the outputs), or a directory to write
+            them to, in shards of `shard_size` examples of plain `.npy`
+            files with a `manifest.json` (teacher and data fingerprints, k,
+            dtype, example count). Interrupted, the same call resumes: only
+            the shards not yet complete are computed. Train from it with
+            `keras_distill.CachedTeacherOutputs(directory, x, y)`, which
+            streams one shard at a time. Arrays only (a dataset has no
+            fingerprint to check the cache against).
+        shard_size: Examples per shard, with `directory`.
+        overwrite: With `directory`, replace a cache written with other
+            settings (teacher, data, k, dtype, shard size) instead of
+            refusing it.
 
     Returns:
-        For arrays, a NumPy array of logits of shape `(n, num_classes)`, or
+        With `directory`, the directory. For arrays, a NumPy array of
+        logits of shape `(n, num_classes)`, or
         `(n, num_teachers, num_classes)` for several teachers; pass it to
         `fit` through `with_teacher_outputs(y, logits)`. For a dataset, a
         dataset yielding `(x, with_teacher_outputs(y, logits)[,
@@ -103,9 +127,29 @@ def precompute_teacher_outputs(teacher, x, *, batch_size=256, dtype="float32", t
         return stacked.astype(dtype)
 
     if data_checks.is_dataset(x):
+        if directory is not None:
+            raise ValueError(
+                "precompute_teacher_outputs(..., directory=...) caches arrays: their fingerprint is what a later "
+                "CachedTeacherOutputs checks the cache against. Pass the inputs as arrays (or np.load(..., "
+                "mmap_mode='r') arrays, which stay on disk), or leave out `directory`."
+            )
         return _cache_dataset(x, logits_of)
     data_checks.check_finite_inputs(x)
     data_checks.check_not_empty(x, "precompute_teacher_outputs")
+    if directory is not None:
+        from keras_distill import cache_directory
+
+        cache_directory.write(
+            str(directory),
+            x,
+            lambda inputs: logits_of(inputs, lambda model, chunk: _predict(model, chunk, batch_size)),
+            fingerprint=cache_directory.teacher_fingerprint(teachers),
+            top_k=top_k,
+            dtype=dtype,
+            shard_size=shard_size,
+            overwrite=overwrite,
+        )
+        return str(directory)
     return logits_of(x, lambda model, inputs: _predict(model, inputs, batch_size))
 
 

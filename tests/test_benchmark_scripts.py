@@ -178,3 +178,20 @@ def test_gpu_script_refuses_a_machine_without_a_gpu(tmp_path):
     )
     assert result.returncode == 1 and "needs JAX with a GPU" in result.stderr
     assert not (tmp_path / "gpu.md").exists()
+
+
+def test_teacher_cache_quick(tmp_path):
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        import pytest
+
+        pytest.skip("the benchmark runs its probes on JAX; the cache itself is tested on every backend")
+    output = tmp_path / "cache.md"
+    result = load("teacher_cache").main(["--quick", "--output", str(output)])
+    names = [row[0] for row in result["rows"]]
+    assert names == ["1x in memory", "1x streamed from disk", "4x streamed from disk", "16x streamed from disk"]
+    assert all(row[2]["peak_mb"] > 0 and row[2]["steps_per_second"] > 0 for row in result["rows"])
+    assert result["memory_ratio"] > 0 and result["speed_ratio"] > 0
+    text = output.read_text()
+    assert text.count("\n| ") == 5 and "Targets:" in text

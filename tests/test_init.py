@@ -22,7 +22,7 @@ LAYERS = (
     {"training pieces": ("keras_distill._training",), "callbacks": ("keras_distill.callbacks",)},
     {
         "distillers": ("keras_distill.distillers",),
-        "teacher cache": ("keras_distill.teacher_cache",),
+        "teacher cache": ("keras_distill.teacher_cache", "keras_distill.cache_directory"),
         "export": ("keras_distill.export",),
         "sequence data": ("keras_distill.sequence_data",),
     },
