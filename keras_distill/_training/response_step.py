@@ -13,6 +13,17 @@ from keras_distill._training import structured
 class ResponseStepMixin:
     """The pieces of a `Distiller`'s training step around `compute_loss`."""
 
+    def _set_compiled(self, hard_loss, built_loss, plan, standardize, alpha, temperature, **arguments):
+        """Sets what the step reads, once `compile` has checked everything,
+        and remembers compile's arguments for `get_compile_config`."""
+        self._student_loss, self._distillation_loss, self._plan = hard_loss, built_loss, plan
+        self._standardize_logits = standardize
+        self._alpha.assign(alpha)
+        self._temperature.assign(temperature)
+        self._remember_compile_arguments(
+            alpha=alpha, temperature=temperature, standardize_logits=standardize, **arguments
+        )
+
     def _student_inputs(self, x):
         """The student's part of `x`: all of it, unless the teacher has its own."""
         if self.separate_teacher_inputs and isinstance(x, dict) and set(x) == {"student", "teacher"}:

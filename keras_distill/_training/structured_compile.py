@@ -60,21 +60,18 @@ class StructuredOutputsMixin:
             # Keras names a list's metrics by the model's output names.
             self.output_names = list(self._structure.names)
         keras.Model.compile(self, optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
-        self._student_loss = None
-        self._plan = plan
-        self._distillation_loss = plan
-        self._standardize_logits = standardize_logits
-        self._alpha.assign(alpha)
-        self._temperature.assign(temperature)
-        self._remember_compile_arguments(
+        self._set_compiled(
+            None,
+            plan,
+            plan,
+            standardize_logits,
+            alpha,
+            temperature,
             loss=loss,
             loss_weights=loss_weights,
             metrics=metrics,
-            alpha=alpha,
-            temperature=temperature,
             distillation_loss=distillation_loss,
             distillation_loss_weights=distillation_loss_weights,
-            standardize_logits=standardize_logits,
             **kwargs,
         )
 

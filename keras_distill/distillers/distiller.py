@@ -307,20 +307,17 @@ class Distiller(
             student_loss_weight=student_loss_weight,
         )
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
-        self._student_loss = student_loss
-        self._plan = None
-        self._distillation_loss = build_distillation_loss(resolved, self._temperature)
-        self._standardize_logits = standardize_logits
-        self._alpha.assign(alpha)
-        self._temperature.assign(temperature)
-        self._remember_compile_arguments(
+        self._set_compiled(
+            student_loss,
+            build_distillation_loss(resolved, self._temperature),
+            None,
+            standardize_logits,
+            alpha,
+            temperature,
             loss=loss,
             metrics=metrics,
-            alpha=alpha,
-            temperature=temperature,
             distillation_loss=distillation_loss,
             distillation_loss_weights=distillation_loss_weights,
-            standardize_logits=standardize_logits,
             **kwargs,
         )
 
