@@ -65,6 +65,8 @@ def generate_distillation_data(
         )
     if isinstance(prompts, dict) and "token_ids" in prompts:
         data_checks.check_token_ids(prompts, [teacher])
+    if len(prompts["token_ids"] if isinstance(prompts, dict) and "token_ids" in prompts else prompts) == 0:
+        raise ValueError("`prompts` is empty: there is nothing to generate from. Pass at least one prompt.")
     # `teacher.compile(sampler=...)` would also replace the teacher's
     # optimizer and loss: set the sampler alone, and put it back after.
     from keras_hub.samplers import get as get_sampler

@@ -158,3 +158,25 @@ def test_a_failed_tensorflow_process_names_its_own_cause(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"failed: OSError: \[Errno 30\] Read-only file system") as raised:
         export(make_mlp(8, name="student"), os.path.join(tmp_path, "student"), format="onnx")
     assert "pip install tensorflow-cpu" not in str(raised.value)
+
+
+def test_a_failed_native_export_is_reported_beside_the_tensorflow_process(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install keras-distill[export]")
+    import keras
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("PyTorch exports ONNX natively and falls back to the TensorFlow process")
+    student = make_mlp(8, name="student")
+
+    def failing_export(*args, **kwargs):
+        raise RuntimeError("the native exporter cannot trace this model")
+
+    monkeypatch.setattr(student, "export", failing_export)
+    original = export_module.subprocess.run
+    monkeypatch.setattr(
+        export_module.subprocess,
+        "run",
+        lambda command, **kwargs: original([command[0], "-c", "raise SystemExit('no graph')"], **kwargs),
+    )
+    with pytest.raises(RuntimeError, match="Keras' own torch export failed first: RuntimeError: the native exporter"):
+        export(student, os.path.join(tmp_path, "student"), format="onnx")

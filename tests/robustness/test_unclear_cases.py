@@ -145,6 +145,9 @@ def test_generation_refuses_out_of_vocabulary_prompts_and_a_directory(language_m
     with pytest.raises(ValueError, match="outside the vocabulary of 'teacher'"):
         kd.generate_distillation_data(teacher, {"token_ids": x["token_ids"], "padding_mask": mask})
     x, _, mask = token_batch(4)
+    for empty in ({"token_ids": x["token_ids"][:0], "padding_mask": mask[:0]}, []):
+        with pytest.raises(ValueError, match="`prompts` is empty"):
+            kd.generate_distillation_data(teacher, empty)
     with pytest.raises(ValueError, match="`path` is a directory"):
         kd.generate_distillation_data(teacher, {"token_ids": x["token_ids"], "padding_mask": mask}, path=str(tmp_path))
     assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / f"{tmp_path.name}.npz").exists()
