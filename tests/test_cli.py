@@ -2,7 +2,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -168,12 +167,11 @@ def test_console_script_is_installed():
 def test_help_answers_at_once_without_a_backend():
     script = os.path.join(os.path.dirname(sys.executable), "keras-distill")
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    # What makes the help fast is checked, not a time (a timed test fails on
+    # a loaded machine): no Keras backend is imported, below.
     for arguments in (["--help"], ["distill", "--help"]):
-        start = time.perf_counter()
         result = subprocess.run([script, *arguments], capture_output=True, text=True, timeout=60, env=env)
-        seconds = time.perf_counter() - start
         assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
-        assert seconds < 2.0, f"keras-distill {' '.join(arguments)} took {seconds:.1f} s"
     assert "Example: keras-distill distill" in result.stdout
     assert "Epochs of distillation (default 10)" in result.stdout
     assert "Weight of the hard-label loss (default 0.5)" in result.stdout
