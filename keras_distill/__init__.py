@@ -10,6 +10,7 @@ __all__ = [
     "datasets",
     "features",
     "losses",
+    "sharding",
     "AssistantChain",
     "BornAgain",
     "CausalLMDistiller",

@@ -4,6 +4,7 @@ from keras_distill import callbacks
 from keras_distill import datasets
 from keras_distill import features
 from keras_distill import losses
+from keras_distill import sharding
 from keras_distill.cache_directory import CachedTeacherOutputs
 from keras_distill.distillers.assistant_chain import AssistantChain
 from keras_distill.distillers.born_again import BornAgain

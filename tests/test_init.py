@@ -18,6 +18,7 @@ LAYERS = (
         "datasets": ("keras_distill.datasets",),
         "features": ("keras_distill.features",),
         "losses": ("keras_distill.losses",),
+        "sharding": ("keras_distill.sharding",),
     },
     {"training pieces": ("keras_distill._training",), "callbacks": ("keras_distill.callbacks",)},
     {
