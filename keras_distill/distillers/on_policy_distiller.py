@@ -173,20 +173,21 @@ class OnPolicyDistiller(Distiller):
         )
 
     def _check_sample_weight(self, x, sample_weight):
-        """Every row must leave a position to generate: a row whose per-token
-        weights are all 0 is a prompt that fills the whole sequence."""
+        """Some row must leave a position to generate: a row whose per-token
+        weights are all 0 is a prompt that fills the whole sequence. Such
+        rows among others weigh 0, as in every distiller; data made only of
+        them would train on nothing with a loss of 0."""
         if sample_weight is None or data_checks.is_dataset(x):
             return
         weights = np.asarray(keras.ops.convert_to_numpy(sample_weight))
         if weights.ndim < 2:
             return
-        empty = np.flatnonzero(~np.any(weights.reshape(len(weights), -1) != 0, axis=1))
-        if len(empty):
+        if len(weights) and not np.any(weights != 0):
             raise ValueError(
-                f"{len(empty)} of {len(weights)} rows have no position to learn (their per-token sample_weight "
-                f"is 0 everywhere, first row {int(empty[0])}): their prompt fills the whole sequence, so the "
-                "student has nothing to generate and the row trains on nothing. Shorten those prompts or raise "
-                "the sequence length (keras-hub preprocessors: sequence_length)."
+                f"None of the {len(weights)} rows has a position to learn (the per-token sample_weight is 0 "
+                "everywhere): every prompt fills the whole sequence, so the student has nothing to generate and "
+                "fit would train on nothing with a loss of 0. Shorten the prompts or raise the sequence length "
+                "(keras-hub preprocessors: sequence_length)."
             )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

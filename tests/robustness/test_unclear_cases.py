@@ -156,9 +156,13 @@ def test_generation_refuses_out_of_vocabulary_prompts_and_a_directory(language_m
 def test_prompts_that_fill_the_sequence_are_refused(language_models):
     teacher, student = language_models
     x, labels, mask = token_batch(16)
-    weights = mask.astype("float32")
-    weights[[2, 5]] = 0.0
     distiller = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=1.0, seed=0)
     distiller.compile("adam")
-    with pytest.raises(ValueError, match=r"2 of 16 rows have no position to learn .* first row 2"):
-        distiller.fit(x, labels, sample_weight=weights, verbose=0)
+    with pytest.raises(ValueError, match="None of the 16 rows has a position to learn"):
+        distiller.fit(x, labels, sample_weight=np.zeros_like(mask, "float32"), verbose=0)
+    # Such rows among others weigh 0, as in every distiller (a corpus's
+    # short windows).
+    weights = mask.astype("float32")
+    weights[[2, 5]] = 0.0
+    history = distiller.fit(x, labels, sample_weight=weights, verbose=0).history
+    assert np.isfinite(history["loss"][0])
