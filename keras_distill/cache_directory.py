@@ -273,8 +273,7 @@ class CachedTeacherOutputs(keras.utils.PyDataset):
         position, local = self._plan[index]
         arrays = self._shard(position)
         start = self.shards[position]["start"]
-        rows = np.sort(local) + start if not self.shuffle else local + start
-        local = rows - start
+        rows = local + start
         if "logits" in arrays:
             outputs = arrays["logits"][local]
         else:

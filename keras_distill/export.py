@@ -150,15 +150,11 @@ def export(
             "weights in int8 itself."
         )
     options = {"int8": True} if litert_int8 else {}
-    if format != "tf_saved_model" and os.path.isdir(str(path)):
-        raise ValueError(
-            f"`path` is a directory, but a {format} export is one file. Received: path={str(path)!r}. Pass a "
-            f"file name, e.g. {os.path.join(str(path), 'student' + SUFFIXES[format])!r}."
-        )
+    given = str(path)
     if SUFFIXES[format] and not str(path).endswith(SUFFIXES[format]):
         path = f"{path}{SUFFIXES[format]}"
     path = str(path)
-    _check_path(path, format)
+    _check_path(given, path, format)
     inputs = _sample_inputs(model, sample_inputs)
     expected = np.asarray(keras.ops.convert_to_numpy(model(inputs, training=False)), dtype="float32")
     if tolerance is None:
@@ -250,12 +246,14 @@ def _import_runtime(format):
         ) from error
 
 
-def _check_path(path, format):
-    """Refuses a path the export cannot write, before any work."""
-    if format != "tf_saved_model" and os.path.isdir(path):
+def _check_path(given, path, format):
+    """Refuses a path the export cannot write, before any work: `given` as
+    the caller passed it, `path` with the format's suffix added."""
+    directory = next((name for name in (given, path) if os.path.isdir(name)), None)
+    if format != "tf_saved_model" and directory is not None:
         raise ValueError(
-            f"`path` is a directory, but a {format} export is one file. Received: path={path!r}. Pass a file "
-            f"name, e.g. {os.path.join(path, 'student' + SUFFIXES[format])!r}."
+            f"`path` is a directory, but a {format} export is one file. Received: path={directory!r}. Pass a "
+            f"file name, e.g. {os.path.join(directory, 'student' + SUFFIXES[format])!r}."
         )
     if format == "tf_saved_model" and os.path.isfile(path):
         raise ValueError(
