@@ -8,6 +8,8 @@ model (labels out of range give a hard loss of 0 on JAX, a NaN pixel
 poisons every weight on TensorFlow).
 """
 
+import functools
+
 import keras
 import numpy as np
 
@@ -17,6 +19,39 @@ from keras_distill._training.checks import output_shape
 
 _SPARSE = ("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy")
 _CATEGORICAL = ("CategoricalCrossentropy", "categorical_crossentropy")
+
+
+# A dataset's first element, read once per `_preflight` (`reads_once`): a
+# pipeline may fill a shuffle buffer or run a generator to produce it.
+_FIRST = {}
+_UNREAD = object()
+
+
+def reads_once(preflight):
+    """Decorates a `_preflight(self, x, ...)`: while it runs, the checks
+    below read a `tf.data.Dataset` `x`'s first element once, not once each."""
+
+    @functools.wraps(preflight)
+    def wrapper(self, x=None, *args, **kwargs):
+        if not is_dataset(x) or id(x) in _FIRST:
+            return preflight(self, x, *args, **kwargs)
+        _FIRST[id(x)] = _UNREAD
+        try:
+            return preflight(self, x, *args, **kwargs)
+        finally:
+            del _FIRST[id(x)]
+
+    return wrapper
+
+
+def first_element(dataset):
+    """A dataset's first element, or None if it yields none."""
+    element = _FIRST.get(id(dataset), _UNREAD)
+    if element is _UNREAD:
+        element = next(iter(dataset.take(1)), None)
+        if id(dataset) in _FIRST:
+            _FIRST[id(dataset)] = element
+    return element
 
 
 def is_dataset(x):
@@ -64,7 +99,7 @@ def sample(x, y):
     or a dataset's first batch; `(None, None)` when they cannot be read
     without consuming them (a generator)."""
     if y is None and is_dataset(x):
-        element = next(iter(x.take(1)), None)
+        element = first_element(x)
         if element is None:
             return None, None
         element = keras.tree.map_structure(lambda t: t.numpy(), element)
@@ -160,7 +195,7 @@ def check_not_empty(x, owner):
     if x is None:
         return
     if is_dataset(x):
-        if next(iter(x.take(1)), None) is None:
+        if first_element(x) is None:
             raise ValueError(
                 f"{owner} got a dataset that yields no batch. Pass a dataset with at least one example; check "
                 "the filtering, `take` or `skip` that built it."

@@ -81,6 +81,7 @@ class PreflightMixin:
         shape = checks.output_shape(self.student)
         return None if shape is None else shape[-1]
 
+    @data_checks.reads_once
     def _preflight(self, x, y, class_weight=None, sample_weight=None):
         """Every check of `fit` / `evaluate` data that can run before a step:
         examples present, token ids in the vocabularies, output shapes,

@@ -172,6 +172,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
             metric.update_state(y, y_pred[owner], sample_weight=sample_weight)
         return self.get_metrics_result()
 
+    @data_checks.reads_once
     def _preflight(self, x, y):
         """Checks labels and inputs before any step (see `Distiller.fit`)."""
         if self._peer_loss is None:

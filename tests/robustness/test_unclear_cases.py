@@ -52,6 +52,30 @@ def test_no_examples_are_refused_before_keras_starts(method):
         getattr(distiller, method)(empty, verbose=0)
 
 
+def test_the_checks_read_a_dataset_s_first_batch_once():
+    # A pipeline may run a generator or fill a shuffle buffer for its first
+    # batch: the checks before fit read it once, not once per check.
+    tf = pytest.importorskip("tensorflow")
+    reads = []
+
+    def examples():
+        reads.append(1)
+        yield from zip(X, Y)
+
+    signature = (tf.TensorSpec(X.shape[1:], "float32"), tf.TensorSpec((), Y.dtype))
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=signature).batch(8)
+    distiller, _ = compiled()
+    distiller._preflight(dataset, None)
+    assert len(reads) == 1
+    learner = kd.MutualLearner([make_mlp(8, name="a"), make_mlp(8, name="b")])
+    learner.compile("adam", "sparse_categorical_crossentropy")
+    learner._preflight(dataset, None)
+    assert len(reads) == 2
+    # Nothing kept after the checks: a second call reads again.
+    distiller._preflight(dataset, None)
+    assert len(reads) == 3
+
+
 @pytest.mark.parametrize("argument", ["batch_size", "validation_batch_size", "steps_per_epoch"])
 def test_a_batch_size_of_zero_is_refused(argument):
     # Keras reads batch_size=0 as "not given" and trains on batches of 32.
