@@ -102,10 +102,11 @@ def precompute_teacher_outputs(
     """
     teachers = checks.as_teacher_list(teacher)
     for model in teachers:
-        if structured.of_model(model) is not None:
+        structure = structured.of_model(model)
+        if structure is not None:
             raise ValueError(
                 f"precompute_teacher_outputs caches one output per example; the teacher {model.name!r} returns "
-                f"a {structured.of_model(model).kind} of outputs {list(structured.of_model(model).names)}. Distill a "
+                f"a {structure.kind} of outputs {list(structure.names)}. Distill a "
                 "model with several outputs from the live teacher (Distiller with a loss per output)."
             )
     check_choice(dtype, "dtype", STORAGE_DTYPES, example="float16", note="float16 halves the cache's memory.")

@@ -103,15 +103,16 @@ def check_models(student, teacher_list, owner, *, allowed, teacher_classes, teac
     """The structure of the student's outputs (None for one tensor), checked
     against the teachers' and the options that need one output."""
     structure = of_model(student)
+    # Several teachers take one output (refused below for a structured student).
+    teacher_structure = of_model(teacher_list[0]) if len(teacher_list) == 1 else None
     if structure is None:
-        if len(teacher_list) == 1 and of_model(teacher_list[0]) is not None and has_static_outputs(student):
-            check_same_structure(None, of_model(teacher_list[0]), student, teacher_list[0])
+        if teacher_structure is not None and has_static_outputs(student):
+            check_same_structure(None, teacher_structure, student, teacher_list[0])
         return None
     check_structure_allowed(
         structure, owner, allowed, len(teacher_list), teacher_classes, teacher_top_k, separate_teacher_inputs
     )
     teacher = teacher_list[0]
-    teacher_structure = of_model(teacher)
     if teacher_structure is not None:
         check_same_structure(structure, teacher_structure, student, teacher)
         check_shapes(structure, student, teacher, named(student.output, structure), named(teacher.output, structure))
