@@ -46,18 +46,14 @@ def data(examples, sequence, vocabulary):
     )
 
 
-def read_kb(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def probe(args):
     """One training run in this process: prints its peak memory and speed."""
     import keras
     import numpy as np
+
+    # This script's directory is on the path of a probe, which runs it as a script.
+    from step_time import read_status_kb
+    from step_time import reset_peak_memory
 
     sys.path.insert(0, ROOT)
     import keras_distill as kd
@@ -75,9 +71,7 @@ def probe(args):
     else:
         inputs = (kd.CachedTeacherOutputs(args.cache, x, y, batch_size=args.batch_size, teacher=teacher),)
         kwargs = {}
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-    baseline = read_kb("VmRSS")
+    baseline = reset_peak_memory()
     marks = {}
 
     class Clock(keras.callbacks.Callback):
@@ -90,7 +84,7 @@ def probe(args):
 
     distiller.fit(*inputs, epochs=1, steps_per_epoch=args.steps, verbose=0, callbacks=[Clock()], **kwargs)
     steps_per_second = (args.steps - 5) / (marks["end"] - marks["start"])
-    print(json.dumps({"peak_mb": (read_kb("VmHWM") - baseline) / 1024, "steps_per_second": steps_per_second}))
+    print(json.dumps({"peak_mb": (read_status_kb("VmHWM") - baseline) / 1024, "steps_per_second": steps_per_second}))
 
 
 def run_probe(mode, cache, examples, args):
