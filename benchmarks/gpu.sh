@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU benchmarks in one command (JAX with CUDA): the step-time tables of
-# benchmarks/step_time.py and the language-model loss path of
-# benchmarks/lm_memory.py at real sizes, written as one markdown table file
-# that names the device. Paste it into benchmarks/RESULTS.md.
+# benchmarks/step_time.py, the language-model loss path of
+# benchmarks/lm_memory.py at real sizes and the language-model example
+# (examples/stdlib_lm.py, 3 seeds), written as one markdown file that names
+# the device. Paste it into benchmarks/RESULTS.md.
 #
 #   bash benchmarks/gpu.sh [output.md]        # on a machine with a GPU
 #   bash benchmarks/gpu.sh --quick out.md     # tiny sizes; runs on CPU too (for the tests)
@@ -23,20 +24,28 @@ case "$DEVICE" in
        exit 1
      fi ;;
 esac
+if ! "$PYTHON" -c "import keras_hub" 2>/dev/null; then
+  echo "benchmarks/gpu.sh runs examples/stdlib_lm.py, which needs keras-hub: pip install keras-hub (or pip install -e '.[hub]')." >&2
+  exit 1
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 if [ "$QUICK" = 1 ]; then
   STEP=(--quick)
   LM=(--quick)
+  EXAMPLE=(--quick --seeds 1 --teacher-store "$TMP/teachers")
 else
   # Real sizes for one GPU: the MLPs of the CPU table on 60,000 examples in
   # batches of 1,024; the loss path at a 2,048-token sequence, hidden 1,024,
   # vocabularies up to 262,144 (Gemma 3's).
   STEP=(--examples 60000 --batch-size 1024 --repeats 5)
   LM=(--vocabularies 32768,131072,262144 --sequence 2048 --batch 8 --hidden 1024 --chunk 256 --runs 5)
+  # The example's own settings, the ones measured on CPU in the docs.
+  EXAMPLE=()
 fi
 "$PYTHON" benchmarks/step_time.py --backend jax --no-memory "${STEP[@]}" --output "$TMP/step_time.md"
 "$PYTHON" benchmarks/lm_memory.py "${LM[@]}" --output "$TMP/lm_memory.md"
+"$PYTHON" examples/stdlib_lm.py "${EXAMPLE[@]}" --output "$TMP/stdlib_lm"
 {
   echo "## One GPU: $("$PYTHON" -c "import jax; print(jax.devices()[0].device_kind)")"
   echo
@@ -49,5 +58,9 @@ fi
   echo "### Language-model loss path (benchmarks/lm_memory.py)"
   echo
   cat "$TMP/lm_memory.md"
+  echo
+  echo "### Language-model distillation (examples/stdlib_lm.py)"
+  echo
+  cat "$TMP/stdlib_lm/results.md"
 } > "$OUTPUT"
 cat "$OUTPUT"

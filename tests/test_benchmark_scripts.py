@@ -72,6 +72,53 @@ def test_byte_level_lm_quick(tmp_path):
     assert (tmp_path / "student.keras").exists() and "| teacher |" in (tmp_path / "results.md").read_text()
 
 
+def test_stdlib_lm_quick(tmp_path):
+    import importlib.util as util
+    import json
+
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("the example runs once, on JAX; its distillers are tested on every backend")
+    pytest.importorskip("keras_hub")
+    spec = util.spec_from_file_location("stdlib_lm", os.path.join(ROOT, "examples", "stdlib_lm.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    store = tmp_path / "teachers"
+    table = module.main(["--quick", "--seeds", "2", "--output", str(tmp_path), "--teacher-store", str(store)])
+    methods = [
+        "student from scratch",
+        "dense logits (Distiller)",
+        "cached top-4 from disk",
+        "chunked (CausalLMDistiller)",
+        "on-policy (OnPolicyDistiller)",
+        "sequence-level (teacher's samples)",
+    ]
+    assert list(table) == ["teacher", *methods]
+    # Every method, every seed, a perplexity per byte of a 256-byte vocabulary.
+    assert all(
+        len(table[m]["perplexity"]) == 2 and all(1.0 < v < 300.0 for v in table[m]["perplexity"]) for m in methods
+    )
+    scratch = table["student from scratch"]["mean"]
+    assert table["dense logits (Distiller)"]["change"] == pytest.approx(
+        table["dense logits (Distiller)"]["mean"] / scratch - 1
+    )
+    # Same initial weights, same batches: the chunked loss trains the student the dense one does.
+    assert table["chunked (CausalLMDistiller)"]["perplexity"] == pytest.approx(
+        table["dense logits (Distiller)"]["perplexity"], rel=1e-3
+    )
+    # The teacher trained in rounds until 15% below scratch, or for --max-rounds (2).
+    rounds = table["teacher"]["rounds"]
+    assert 1 <= len(rounds) <= 2 and (rounds[-1] <= 0.85 * scratch or len(rounds) == 2)
+    assert len(list(store.glob("stdlib_lm_teacher-*.weights.h5"))) == len(rounds)
+    assert json.loads((tmp_path / "teacher_cache" / "manifest.json").read_text())["top_k"] == 4
+    text = (tmp_path / "results.md").read_text()
+    assert "| teacher |" in text and text.count("| ") >= 7 and "target -5%" in text
+    assert json.loads((tmp_path / "results.json").read_text())["teacher"]["rounds"] == rounds
+
+
 def test_tuning_quick(tmp_path):
     import pytest
 
@@ -156,6 +203,7 @@ def test_gpu_script_quick_writes_one_table(tmp_path):
     text = output.read_text()
     assert text.startswith("## One GPU: ")
     assert "### Epoch time" in text and "### Language-model loss path" in text
+    assert "### Language-model distillation" in text and "| student from scratch |" in text
     assert text.count("Targets") == 2
 
 
