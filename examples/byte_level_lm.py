@@ -83,17 +83,21 @@ def to_sequences(documents, length, encode=None):
     return {"token_ids": tokens[:, :-1], "padding_mask": mask}, tokens[:, 1:]
 
 
-def perplexity(model, x, labels, batch_size, tokens_per_byte=1.0):
-    """Perplexity per byte: exp(mean cross-entropy per real token x tokens
-    per byte), float64 in NumPy."""
+def token_losses(model, x, labels, batch_size):
+    """The cross-entropy of every next token, `(n, length)`, float64 in NumPy."""
     import numpy as np
 
     logits = model.predict(x, batch_size=batch_size, verbose=0).astype("float64")
     logits -= logits.max(-1, keepdims=True)
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    nll = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    return -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+
+
+def perplexity(model, x, labels, batch_size, tokens_per_byte=1.0):
+    """Perplexity per byte: exp(mean cross-entropy per real token x tokens
+    per byte)."""
     mask = x["padding_mask"]
-    return math.exp(float((nll * mask).sum() / mask.sum()) * tokens_per_byte)
+    return math.exp(float((token_losses(model, x, labels, batch_size) * mask).sum() / mask.sum()) * tokens_per_byte)
 
 
 def train_bpe(documents, vocabulary_size):

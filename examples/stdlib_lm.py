@@ -28,7 +28,9 @@ are bytes (vocabulary 256; byte 0 ends a file and pads).
 
 Reports held-out perplexity per byte (exp of the mean cross-entropy over the
 held-out bytes, end bytes included), mean ± standard deviation over the
-seeds, its change against scratch, and training times.
+seeds, its change against scratch, the same over the bytes after each
+window's first `--prompt` (the on-policy and sequence-level losses skip the
+prompt, so their students never learn its positions), and training times.
 
     python examples/stdlib_lm.py --backend jax [--quick]
 """
@@ -106,8 +108,8 @@ def main(argv=None):
     import keras_hub
     import numpy as np
     from byte_level_lm import END
-    from byte_level_lm import perplexity
     from byte_level_lm import to_sequences
+    from byte_level_lm import token_losses
 
     import keras_distill as kd
     from reproductions import teacher_store
@@ -155,8 +157,15 @@ def main(argv=None):
         )
         return keras.optimizers.Adam(schedule, global_clipnorm=1.0)
 
+    # Held-out perplexity over every byte, and over the bytes after each
+    # window's first `prompt` (the only ones on-policy and sequence-level
+    # students learn: their losses skip the prompt).
+    after_prompt = x_test["padding_mask"] & (np.arange(args.length)[None, :] >= args.prompt - 1)
+
     def held_out_perplexity(model):
-        return perplexity(model, x_test, y_test, 64)
+        losses = token_losses(model, x_test, y_test, 64)
+        every = x_test["padding_mask"]
+        return tuple(float(np.exp((losses * m).sum() / m.sum())) for m in (every, after_prompt))
 
     def timed(fit, *fit_args, **fit_options):
         start = time.perf_counter()
@@ -187,12 +196,12 @@ def main(argv=None):
         keras.utils.set_random_seed(seed)  # the same order of batches for every method of a seed
         return model
 
-    results = {}  # method -> list of (perplexity, seconds)
+    results = {}  # method -> list of (perplexity, after the prompt, seconds)
 
     def record(method, seed, model, seconds):
-        value = held_out_perplexity(model)
-        results.setdefault(method, []).append((value, seconds))
-        print(f"seed {seed}, {method}: {value:.3f} in {seconds:.0f} s", flush=True)
+        value, after = held_out_perplexity(model)
+        results.setdefault(method, []).append((value, after, seconds))
+        print(f"seed {seed}, {method}: {value:.3f} ({after:.3f} after the prompt) in {seconds:.0f} s", flush=True)
         return model
 
     scratch_models = {}
@@ -200,7 +209,8 @@ def main(argv=None):
         model = student(seed)
         model.compile(optimizer=optimizer(args.steps), loss=ce)
         scratch_models[seed] = record("student from scratch", seed, model, timed(fit_plain, model, x, y, weights))
-    scratch_mean = summary([value for value, _ in results["student from scratch"]])[0]
+    scratch_mean, _ = summary([row[0] for row in results["student from scratch"]])
+    scratch_after, _ = summary([row[1] for row in results["student from scratch"]])
 
     # The teacher: rounds of `round_steps` on fresh windows, each kept in the
     # teacher store, until it is 15% below the scratch students.
@@ -238,7 +248,7 @@ def main(argv=None):
             directory=store,
         )
         teacher_seconds += stored["seconds"]
-        value = held_out_perplexity(teacher)
+        value, teacher_after = held_out_perplexity(teacher)
         rounds.append(value)
         print(
             f"teacher round {round_number} ({'loaded' if stored['loaded'] else 'trained'}): {value:.3f}, "
@@ -311,29 +321,45 @@ def main(argv=None):
         f"({x['padding_mask'].sum():,} bytes), Adam 3e-3 (5% warm-up, cosine decay to a tenth, global norm "
         f"clipped to 1), the same initial weights and batches for every method of a seed; seeds "
         f"0-{args.seeds - 1}. Teacher: {teacher_size[0]} layers x {teacher_size[1]}, {len(rounds)} round(s) of "
-        f"{args.round_steps} steps (Adam 2e-3, the same schedule per round) "
-        f"({teacher_value / scratch_mean - 1:+.1%} against scratch; target -15%"
+        f"{args.round_steps} steps (Adam 2e-3, the same schedule per round; "
+        f"{teacher_value / scratch_mean - 1:+.1%} against scratch; target -15%"
         f"{'' if teacher_value <= CHANGE_TARGET * scratch_mean else ', NOT reached within --max-rounds'}). "
         f"Alpha 0.5 and T = 1 where there are labels; prompts of {args.prompt} bytes; cache written in "
         f"{cache_seconds:.0f} s, teacher's continuations of {quarter:,} prompts sampled in {generation_seconds:.0f} s "
         f"and trained on for {seq_epochs} epochs.",
         "",
-        "| model | parameters | held-out perplexity per byte | per seed | against scratch | training (s) |",
-        "|---|---|---|---|---|---|",
+        "| model | parameters | held-out perplexity per byte | per seed | against scratch "
+        f"| after the first {args.prompt} bytes | against scratch | training (s) |",
+        "|---|---|---|---|---|---|---|---|",
         f"| teacher | {teacher.count_params():,} | {teacher_value:.3f} | - | {teacher_value / scratch_mean - 1:+.1%} "
-        f"| {teacher_seconds:.0f} |",
+        f"| {teacher_after:.3f} | {teacher_after / scratch_after - 1:+.1%} | {teacher_seconds:.0f} |",
     ]
-    table = {"teacher": {"perplexity": teacher_value, "rounds": rounds, "seconds": teacher_seconds}}
+    table = {
+        "teacher": {
+            "perplexity": teacher_value,
+            "after_prompt": teacher_after,
+            "rounds": rounds,
+            "seconds": teacher_seconds,
+        }
+    }
     parameters = scratch_models[0].count_params()
     for method, values in results.items():
-        mean, deviation = summary([value for value, _ in values])
-        seconds = summary([s for _, s in values])[0]
-        change = mean / scratch_mean - 1
-        per_seed = ", ".join(f"{value:.3f}" for value, _ in values)
+        mean, deviation = summary([row[0] for row in values])
+        after, after_deviation = summary([row[1] for row in values])
+        seconds = summary([row[2] for row in values])[0]
+        change, after_change = mean / scratch_mean - 1, after / scratch_after - 1
+        per_seed = ", ".join(f"{row[0]:.3f}" for row in values)
         lines.append(
-            f"| {method} | {parameters:,} | {mean:.3f} ± {deviation:.3f} | {per_seed} | {change:+.1%} | {seconds:.0f} |"
+            f"| {method} | {parameters:,} | {mean:.3f} ± {deviation:.3f} | {per_seed} | {change:+.1%} "
+            f"| {after:.3f} ± {after_deviation:.3f} | {after_change:+.1%} | {seconds:.0f} |"
         )
-        table[method] = {"perplexity": [value for value, _ in values], "mean": mean, "change": change}
+        table[method] = {
+            "perplexity": [row[0] for row in values],
+            "mean": mean,
+            "change": change,
+            "after_prompt": [row[1] for row in values],
+            "after_prompt_change": after_change,
+        }
     best = min((m for m in results if m != "student from scratch"), key=lambda m: table[m]["mean"])
     lines += [
         "",

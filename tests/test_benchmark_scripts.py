@@ -101,6 +101,10 @@ def test_stdlib_lm_quick(tmp_path):
     assert all(
         len(table[m]["perplexity"]) == 2 and all(1.0 < v < 300.0 for v in table[m]["perplexity"]) for m in methods
     )
+    # The same over the bytes after each window's prompt, which every method learns.
+    assert all(
+        len(table[m]["after_prompt"]) == 2 and all(1.0 < v < 300.0 for v in table[m]["after_prompt"]) for m in methods
+    )
     scratch = table["student from scratch"]["mean"]
     assert table["dense logits (Distiller)"]["change"] == pytest.approx(
         table["dense logits (Distiller)"]["mean"] / scratch - 1
