@@ -17,6 +17,8 @@
 #
 # A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a student half its depth and width, every student from the same initial weights for the same epochs: token by token from the teacher's cached top-8 bytes (the loss averaged over real tokens only), the same loss chunked over the sequence (`kd.CausalLMDistiller`), on-policy on the student's own samples (`kd.OnPolicyDistiller`, GKD), sequence-level on the teacher's generated text (`kd.generate_distillation_data`), and into a student with its own BPE tokenizer (`separate_teacher_inputs=True`, the ULD loss). With network access, the last section distills Gemma 3 1B into Gemma 3 270M from keras-hub presets.
 #
+# This notebook shows the mechanics at a size that runs in minutes, where the teacher is barely better than its student. Whether distillation pays with a teacher that knows clearly more is measured by `examples/stdlib_lm.py` (Python source, 3 seeds; the table is in the language-models guide, `docs/guides/language-models.md`).
+#
 # **Run time**: about 13 min on 2 CPU cores with the JAX backend (estimated from the models timed here: the teacher's 3 epochs took 170 s), without the Gemma section; about 3 min on a Colab GPU runtime (estimated, not measured). Pick a GPU runtime. The Gemma section needs the network and Kaggle credentials, and skips itself without them.
 
 # %%

@@ -44,11 +44,12 @@ def test_the_shards_hold_what_the_in_memory_cache_holds(teacher, tmp_path, top_k
         np.testing.assert_array_equal(indices, expected["top_k_indices"])
 
 
-def test_training_from_the_directory_equals_training_from_memory(tmp_path):
+@pytest.mark.parametrize("top_k", [None, 4])
+def test_training_from_the_directory_equals_training_from_memory(tmp_path, top_k):
     student, teacher = make_pair()
     start = student.get_weights()
-    logits = kd.precompute_teacher_outputs(teacher, X)
-    kd.precompute_teacher_outputs(teacher, X, directory=tmp_path, shard_size=256)
+    logits = kd.precompute_teacher_outputs(teacher, X, top_k=top_k)
+    kd.precompute_teacher_outputs(teacher, X, directory=tmp_path, shard_size=256, top_k=top_k)
 
     def trained(data, **kwargs):
         student.set_weights(start)
