@@ -83,6 +83,24 @@ def to_sequences(documents, length, encode=None):
     return {"token_ids": tokens[:, :-1], "padding_mask": mask}, tokens[:, 1:]
 
 
+def gpt2(layers, width, name, length, vocabulary=256):
+    """A keras-hub GPT-2 causal LM without preprocessor (random init), one
+    head per 32 units, no dropout."""
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocabulary,
+        num_layers=layers,
+        num_heads=max(width // 32, 1),
+        hidden_dim=width,
+        intermediate_dim=4 * width,
+        max_sequence_length=length,
+        dropout=0.0,
+        name=f"{name}_backbone",
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+
+
 def token_losses(model, x, labels, batch_size):
     """The cross-entropy of every next token, `(n, length)`, float64 in NumPy."""
     import numpy as np
@@ -152,7 +170,6 @@ def main(argv=None):
         args.train_bytes, args.epochs, args.length, args.prompt, args.bpe_vocabulary = 20_000, 1, 32, 8, 320
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras
-    import keras_hub
     import numpy as np
 
     import keras_distill as kd
@@ -180,17 +197,7 @@ def main(argv=None):
     weights = x["padding_mask"].astype("float32")
 
     def causal_lm(layers, width, name, vocabulary=256):
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=vocabulary,
-            num_layers=layers,
-            num_heads=max(width // 32, 1),
-            hidden_dim=width,
-            intermediate_dim=4 * width,
-            max_sequence_length=args.length,
-            dropout=0.0,
-            name=f"{name}_backbone",
-        )
-        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
+        return gpt2(layers, width, name, args.length, vocabulary)
 
     teacher_size, student_size = ((2, 32), (1, 16)) if args.quick else ((4, 128), (2, 64))
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

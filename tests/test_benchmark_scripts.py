@@ -4,11 +4,23 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+def load(name, directory="benchmarks"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, directory, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def jax_example(name):
+    """`examples/<name>.py`, loaded; the examples run once, on JAX."""
+    import pytest
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "jax":
+        pytest.skip("the examples run once, on JAX; their distillers are tested on every backend")
+    pytest.importorskip("keras_hub")
+    return load(name, "examples")
 
 
 def test_feature_methods_quick(tmp_path):
@@ -46,19 +58,9 @@ def test_step_time_quick(tmp_path):
 
 
 def test_byte_level_lm_quick(tmp_path):
-    import importlib.util as util
-
     import pytest
 
-    from tests.conftest import BACKEND
-
-    if BACKEND != "jax":
-        pytest.skip("the example runs once, on JAX; its losses are tested on every backend")
-    pytest.importorskip("keras_hub")
-    spec = util.spec_from_file_location("byte_level_lm", os.path.join(ROOT, "examples", "byte_level_lm.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rows = module.main(["--quick", "--output", str(tmp_path)])
+    rows = jax_example("byte_level_lm").main(["--quick", "--output", str(tmp_path)])
     names = [row[0] for row in rows]
     assert names[:2] == ["teacher", "student from scratch"] and len(rows) == 9
     assert all(1.0 < row[2] < 300.0 for row in rows)  # perplexity per byte, vocabulary 256
@@ -73,21 +75,14 @@ def test_byte_level_lm_quick(tmp_path):
 
 
 def test_stdlib_lm_quick(tmp_path):
-    import importlib.util as util
     import json
 
     import pytest
 
-    from tests.conftest import BACKEND
-
-    if BACKEND != "jax":
-        pytest.skip("the example runs once, on JAX; its distillers are tested on every backend")
-    pytest.importorskip("keras_hub")
-    spec = util.spec_from_file_location("stdlib_lm", os.path.join(ROOT, "examples", "stdlib_lm.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     store = tmp_path / "teachers"
-    table = module.main(["--quick", "--seeds", "2", "--output", str(tmp_path), "--teacher-store", str(store)])
+    table = jax_example("stdlib_lm").main(
+        ["--quick", "--seeds", "2", "--output", str(tmp_path), "--teacher-store", str(store)]
+    )
     methods = [
         "student from scratch",
         "dense logits (Distiller)",
