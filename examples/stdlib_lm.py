@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--held-out", type=int, default=2048, help="held-out windows")
     parser.add_argument("--stdlib", help="directory of Python source (default: this Python's standard library)")
     parser.add_argument("--teacher-store", help="where trained teachers are kept (default: the teacher store's)")
-    parser.add_argument("--output", default="stdlib-lm-output", help="directory for the tables, cache and student")
+    parser.add_argument("--output", default="stdlib-lm-output", help="directory for the tables and the cache")
     args = parser.parse_args(argv)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -146,10 +146,11 @@ def main(argv=None):
         )
         return keras.optimizers.Adam(schedule, global_clipnorm=1.0)
 
-    # Held-out perplexity over every byte, and over the bytes after each
-    # window's first `prompt` (the only ones on-policy and sequence-level
-    # students learn: their losses skip the prompt).
-    after_prompt = x_test["padding_mask"] & (np.arange(args.length)[None, :] >= args.prompt - 1)
+    # The positions after each window's first `prompt` bytes: the only ones
+    # on-policy and sequence-level students learn (their losses skip the
+    # prompt). Held-out perplexity is reported over every byte and over these.
+    past_prompt = np.arange(args.length)[None, :] >= args.prompt - 1
+    after_prompt = x_test["padding_mask"] & past_prompt
 
     def held_out_perplexity(model):
         losses = token_losses(model, x_test, y_test, 64)
@@ -191,13 +192,11 @@ def main(argv=None):
         value, after = held_out_perplexity(model)
         results.setdefault(method, []).append((value, after, seconds))
         print(f"seed {seed}, {method}: {value:.3f} ({after:.3f} after the prompt) in {seconds:.0f} s", flush=True)
-        return model
 
-    scratch_models = {}
     for seed in range(args.seeds):
         model = student(seed)
         model.compile(optimizer=optimizer(args.steps), loss=ce)
-        scratch_models[seed] = record("student from scratch", seed, model, timed(fit_plain, model, x, y, weights))
+        record("student from scratch", seed, model, timed(fit_plain, model, x, y, weights))
     scratch_mean, _ = summary([row[0] for row in results["student from scratch"]])
     scratch_after, _ = summary([row[1] for row in results["student from scratch"]])
 
@@ -250,7 +249,7 @@ def main(argv=None):
     def distill(method, seed, distiller, data, **fit_options):
         model = distiller.student
         seconds = timed(distiller.fit, *data, batch_size=args.batch_size, epochs=1, verbose=0, **fit_options)
-        return record(method, seed, model, seconds)
+        record(method, seed, model, seconds)
 
     def compiled(distiller, **options):
         distiller.compile(optimizer=optimizer(args.steps), **options)
@@ -267,7 +266,7 @@ def main(argv=None):
     cache_seconds = time.perf_counter() - start
     # Prompts: each window's first bytes. GKD continues them with the
     # student's samples half the time; sequence-level KD with the teacher's.
-    prompt_weights = weights * (np.arange(args.length)[None, :] >= args.prompt - 1)
+    prompt_weights = weights * past_prompt
     quarter = max(examples // 4, args.batch_size)
     prompt_mask = x["padding_mask"][:quarter] & (np.arange(args.length)[None, :] < args.prompt)
     prompts = {"token_ids": np.where(prompt_mask, x["token_ids"][:quarter], END), "padding_mask": prompt_mask}
@@ -331,7 +330,7 @@ def main(argv=None):
             "seconds": teacher_seconds,
         }
     }
-    parameters = scratch_models[0].count_params()
+    parameters = sum(weight.size for weight in initial[0])
     for method, values in results.items():
         mean, deviation = summary([row[0] for row in values])
         after, after_deviation = summary([row[1] for row in values])
