@@ -159,7 +159,7 @@ def main(argv=None):
 def _check_arguments(args):
     """What argparse cannot say, said before any training."""
     # Imported here: they import Keras, which `--help` never needs.
-    from keras_distill._training.hyperparameters import check_alpha
+    from keras_distill._training.checks.arguments import check_alpha
     from keras_distill.distill_command import check_output
     from keras_distill.losses.base import check_temperature
 

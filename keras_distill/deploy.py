@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill.export import export
 from keras_distill.export import load_artifact
 from keras_distill.quantize import quantize_student

@@ -18,9 +18,9 @@ import numpy as np
 from keras_distill import datasets
 from keras_distill import deploy as deployment
 from keras_distill import tuning
-from keras_distill._training.hyperparameters import DEFAULT_ALPHA
-from keras_distill._training.hyperparameters import DEFAULT_TEMPERATURE
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._defaults import DEFAULT_ALPHA
+from keras_distill._defaults import DEFAULT_TEMPERATURE
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.export import export_saved_model
 from keras_distill.tables import markdown_table

@@ -27,7 +27,7 @@ import warnings
 import keras
 from keras import ops
 
-from keras_distill._training.data_checks import is_dataset
+from keras_distill._training.checks.data import is_dataset
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number

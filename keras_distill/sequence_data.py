@@ -14,7 +14,7 @@ import os
 import keras
 import numpy as np
 
-from keras_distill._training import data_checks
+from keras_distill._training.checks import data as data_checks
 from keras_distill._validate import check_int
 
 

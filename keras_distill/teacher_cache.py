@@ -13,10 +13,11 @@ import keras
 import numpy as np
 
 from keras_distill import _compat
-from keras_distill._training import checks
-from keras_distill._training import data_checks
-from keras_distill._training import structured
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._training import outputs
+from keras_distill._training import step
+from keras_distill._training.checks import data as data_checks
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._training.step import LABELS
 from keras_distill._training.step import TEACHER_LOGITS
 from keras_distill._training.step import TOP_K_INDICES
@@ -102,8 +103,8 @@ def precompute_teacher_outputs(
     """
     teachers = checks.as_teacher_list(teacher)
     for model in teachers:
-        structure = structured.of_model(model)
-        if structure is not None:
+        structure = outputs.of_model(model)
+        if structure not in (None, step.SINGLE):
             raise ValueError(
                 f"precompute_teacher_outputs caches one output per example; the teacher {model.name!r} returns "
                 f"a {structure.kind} of outputs {list(structure.names)}. Distill a "
@@ -135,8 +136,9 @@ def precompute_teacher_outputs(
                 "mmap_mode='r') arrays, which stay on disk), or leave out `directory`."
             )
         return _cache_dataset(x, logits_of)
+    # Every input, not a sample: the teacher reads every one of them here.
     data_checks.check_finite_inputs(x)
-    data_checks.check_not_empty(x, "precompute_teacher_outputs")
+    data_checks.check_not_empty(data_checks.Sample(x), "precompute_teacher_outputs")
     if directory is not None:
         from keras_distill import cache_directory
 

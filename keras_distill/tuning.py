@@ -11,8 +11,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_distill._training import checks
-from keras_distill._training.compile_config import load_weights
+from keras_distill._training.checks import models as checks
+from keras_distill._training.saving import load_weights
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
@@ -181,7 +181,7 @@ def tune(
         widths=widths,
     )
     for model in checks.as_teacher_list(teacher):
-        checks.check_model(model, "teacher")
+        checks.check_keras_model(model, "teacher")
     builder = TrialBuilder(
         student_builder, teacher, optimizer=optimizer, loss=loss, metric=objective[len("val_") :], seed=seed
     )
@@ -314,7 +314,7 @@ class TrialBuilder:
 
     def _build(self, width):
         model = self.student_builder(width) if self.takes_width else self.student_builder()
-        checks.check_model(model, "student_builder()")
+        checks.check_keras_model(model, "student_builder()")
         return model
 
     def __call__(self, alpha, distillation_loss, temperature, standardize_logits, width):

@@ -63,13 +63,12 @@ def package_imports():
             module = relative[: -len(".__init__")] if relative.endswith(".__init__") else relative
             for node in ast.walk(ast.parse(open(path).read())):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_distill"):
-                    targets = [node.module]
-                    if node.module == "keras_distill":
-                        # `from keras_distill import losses` is a module; `import Distiller` the public API.
-                        targets = [
-                            f"keras_distill.{alias.name}" if _is_module(alias.name) else "keras_distill"
-                            for alias in node.names
-                        ]
+                    # `from keras_distill import losses` imports a module;
+                    # `from keras_distill import Distiller` the public API.
+                    targets = [
+                        f"{node.module}.{alias.name}" if _is_module(f"{node.module}.{alias.name}") else node.module
+                        for alias in node.names
+                    ]
                 elif isinstance(node, ast.Import):
                     targets = [alias.name for alias in node.names if alias.name.startswith("keras_distill")]
                 else:
@@ -79,7 +78,8 @@ def package_imports():
 
 
 def _is_module(name):
-    return os.path.exists(os.path.join(PACKAGE, name + ".py")) or os.path.isdir(os.path.join(PACKAGE, name))
+    path = os.path.join(os.path.dirname(PACKAGE), *name.split("."))
+    return os.path.exists(path + ".py") or os.path.isdir(path)
 
 
 def test_no_module_imports_from_a_layer_above_it():
@@ -98,14 +98,126 @@ def test_the_layering_check_sees_an_upward_import():
     assert place("keras_distill.distill_command")[0] > place("keras_distill")[0]
     imports = list(package_imports())
     pairs = {(a, b) for a, b, _ in imports}
-    assert ("keras_distill.distillers.distiller", "keras_distill._training") in pairs
-    assert ("keras_distill.cli", "keras_distill._training.hyperparameters") in pairs
+    assert ("keras_distill.distillers.distiller", "keras_distill._training.step") in pairs
+    assert ("keras_distill.cli", "keras_distill._training.checks.arguments") in pairs
 
 
-def test_the_distiller_reads_on_one_screen():
-    """Its checks, entry points and settings live in _training/."""
-    with open(os.path.join(PACKAGE, "distillers", "distiller.py")) as f:
-        assert len(f.readlines()) < 350
+def import_graph():
+    """{module: modules it imports}, each import also importing the
+    packages above the module it names (their `__init__` runs first), the
+    top package aside: every module is under it."""
+    graph = {}
+    for module, target, _ in package_imports():
+        parts = target.split(".")
+        implied = [".".join(parts[:end]) for end in range(2, len(parts))]
+        # A package's own modules run while it is imported: not a circle.
+        implied = [package for package in implied if not (module + ".").startswith(package + ".")]
+        graph.setdefault(module, set()).update([target, *implied])
+    return graph
+
+
+def cycles(graph):
+    """The import cycles of `graph`, each as the list of its modules."""
+    found, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                found.append(path[path.index(target) :] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def test_no_import_circle():
+    assert cycles(import_graph()) == []
+
+
+def test_the_circle_check_sees_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    graph = import_graph()
+    assert "keras_distill._training.checks" in graph["keras_distill._training.outputs"]
+
+
+def _step_path(distiller, x, y):
+    """`(module, function, lines of code)` of every function of the package
+    that one eager `compute_loss` call runs."""
+    import inspect
+    import sys
+
+    y_pred = distiller(x)
+    seen = {}
+
+    def profile(frame, event, argument):
+        code = frame.f_code
+        if event == "call" and code.co_filename.startswith(PACKAGE) and code.co_name[0] != "<":
+            seen.setdefault((code.co_filename, code.co_firstlineno), code)
+
+    sys.setprofile(profile)
+    try:
+        distiller.compute_loss(x, y, y_pred)
+    finally:
+        sys.setprofile(None)
+    path = []
+    for (filename, _), code in seen.items():
+        module = os.path.relpath(filename, os.path.dirname(PACKAGE))[:-3].replace(os.sep, ".")
+        source, _ = inspect.getsourcelines(code)
+        tree = ast.parse("".join(line[len(source[0]) - len(source[0].lstrip()) :] for line in source))
+        function = tree.body[0]
+        body = function.body[1:] if isinstance(function.body[0], ast.Expr) and len(function.body) > 1 else function.body
+        lines = function.end_lineno - body[0].lineno + 2
+        path.append((module, code.co_qualname, lines))
+    return path
+
+
+def test_one_step_reads_in_the_distiller_the_step_and_the_losses():
+    """The reading rule: from `Distiller.compute_loss` to the loss
+    arithmetic through at most two modules beyond distiller.py (the step's
+    pieces and the losses), no function on the way longer than 40 lines."""
+    import keras
+    import numpy as np
+
+    def model(name, outputs):
+        inputs = keras.Input((6,))
+        hidden = keras.layers.Dense(8, activation="relu")(inputs)
+        if outputs == "one":
+            return keras.Model(inputs, keras.layers.Dense(4)(hidden), name=name)
+        return keras.Model(inputs, {"a": keras.layers.Dense(4)(hidden), "b": keras.layers.Dense(1)(hidden)}, name=name)
+
+    x = np.random.default_rng(0).random((4, 6), dtype="float32")
+    labels = np.array([0, 1, 2, 3])
+    single = kd.Distiller(student=model("s", "one"), teacher=model("t", "one"))
+    single.compile("sgd", "sparse_categorical_crossentropy", alpha=0.5)
+    several = kd.Distiller(student=model("s2", "two"), teacher=model("t2", "two"))
+    several.compile(
+        "sgd",
+        {"a": "sparse_categorical_crossentropy"},
+        distillation_loss={"a": "kl", "b": keras.losses.MeanSquaredError()},
+    )
+    cached = kd.with_teacher_outputs(labels, kd.precompute_teacher_outputs(single.teacher, x))
+    paths = [
+        _step_path(single, x, labels),
+        _step_path(several, x, {"a": labels}),
+        _step_path(single, x, cached),
+    ]
+    for path in paths:
+        modules = {module for module, _, _ in path}
+        assert {"keras_distill.distillers.distiller", "keras_distill._training.step"} <= modules
+        assert all(
+            module in ("keras_distill.distillers.distiller", "keras_distill._training.step")
+            or module.startswith("keras_distill.losses.")
+            for module in modules
+        ), sorted(modules)
+        long = [(function, lines) for _, function, lines in path if lines > 40]
+        assert not long, long
+    assert any(function == "Distiller.compute_loss" for _, function, _ in paths[0])
+    assert any(function == "soft_target_kl_divergence" for _, function, _ in paths[0])
 
 
 def test_the_application_uses_the_package_as_a_user_does():

@@ -9,7 +9,7 @@ teacher and student see the same tokens.
 
 import numpy as np
 
-from keras_distill._training.data_checks import is_dataset
+from keras_distill._training.checks.data import is_dataset
 
 
 def preprocessor_of(model):

@@ -1,5 +1,7 @@
 """What one distillation step computes besides the losses themselves.
 
+- The outputs by name: a model returns one tensor (one output, named
+  None), a dict of them or a list; the step reads each by its name.
 - Teacher targets: the teachers' outputs (live, or cached by
   `keras_distill.precompute_teacher_outputs`) turned into float32 logits
   of the student's classes (probabilities back to logits, class subsets,
@@ -34,6 +36,47 @@ PADDING_MASK = "padding_mask"
 #: logits `(..., classes)`, or with `packed_top_k` the packed `(..., 2k)` targets of
 #: `keras_distill.losses.pack_top_k`.
 Targets = collections.namedtuple("Targets", ["values", "packed_top_k"])
+
+#: `kind` is "single", "dict" or "list"; `names` the outputs' names, in order.
+Structure = collections.namedtuple("Structure", ["kind", "names"])
+#: One tensor: its one output is named None.
+SINGLE = Structure("single", (None,))
+
+
+def of_value(outputs, names=None):
+    """The structure of a model's outputs (symbolic or computed). `names`
+    names a list's outputs (else their positions)."""
+    if isinstance(outputs, dict):
+        return Structure("dict", tuple(outputs))
+    if isinstance(outputs, (list, tuple)) and len(outputs) > 1:
+        names = tuple(names) if names is not None and len(names) == len(outputs) else None
+        return Structure("list", names or tuple(str(index) for index in range(len(outputs))))
+    return SINGLE
+
+
+def named(values, structure):
+    """`values` (one tensor, or a model's dict or list) as a dict by output name."""
+    if structure.kind == "single":
+        return {None: values}
+    if isinstance(values, dict):
+        return {name: values[name] for name in structure.names if name in values}
+    return dict(zip(structure.names, values))
+
+
+def named_labels(labels, structure):
+    """`labels` as a dict by output name (empty without labels)."""
+    if labels is None:
+        return {}
+    if structure.kind == "single":
+        return {None: labels}
+    if isinstance(labels, dict):
+        return labels
+    if isinstance(labels, (list, tuple)) and len(labels) == len(structure.names):
+        return dict(zip(structure.names, labels))
+    raise ValueError(
+        f"The labels of a model with several outputs are a dict by output name. Received labels of type "
+        f"{type(labels).__name__} for outputs {list(structure.names)}. Pass y={{name: labels, ...}}."
+    )
 
 
 def is_cached_target(y):
@@ -174,9 +217,10 @@ def token_weights(x, student_logits, sample_weight):
 
 def response_losses(hard_loss, distillation_loss, labels, teacher_logits, student_logits, standardize, reduce):
     """The two terms of the response loss, float32 scalars:
-    `hard_loss(labels, student_logits)` (0 without a hard loss) and
-    `distillation_loss(teacher_logits, student_logits)`, both models'
-    logits z-scored first with `standardize`, and the labels given to a
+    `hard_loss(labels, student_logits)` and
+    `distillation_loss(teacher_logits, student_logits)` (0 for a loss that
+    is None), both models' logits z-scored first for the second with
+    `standardize`, and the labels given to a
     loss that `needs_labels`. `reduce(loss, y_true, y_pred)` makes a Keras
     loss a scalar: `Distiller` takes the weighted batch mean,
     `CausalLMDistiller` a weighted sum over one chunk of tokens."""
@@ -184,6 +228,8 @@ def response_losses(hard_loss, distillation_loss, labels, teacher_logits, studen
         hard = ops.zeros((), dtype="float32")
     else:
         hard = ops.cast(reduce(hard_loss, labels, student_logits), "float32")
+    if distillation_loss is None:
+        return hard, ops.zeros((), dtype="float32")
     if standardize:
         teacher_logits, student_logits = standardize_logits(teacher_logits), standardize_logits(student_logits)
     if getattr(distillation_loss, "needs_labels", False):
@@ -242,3 +288,23 @@ def regularization_loss(losses, teacher_losses):
     total = ops.sum(ops.stack(own))
     replicas = replicas_in_sync()
     return total if replicas == 1 else total / replicas
+
+
+def metric_arguments(x, labels, predictions, sample_weight, structure, ignore_class):
+    """`(labels, predictions, sample_weight)` for Keras' compiled metrics.
+
+    One output: per-token weights for a time axis, and the predictions
+    masked where the hard-label loss ignores the label (`ignore_class`).
+    Several: labels in the outputs' structure, an output without labels
+    (distilled only) given zeros, which no metric reads.
+    """
+    if structure.kind == "single":
+        _, weights = token_weights(x, predictions, sample_weight)
+        return labels, mask_ignored(predictions, labels, ignore_class), weights
+    if not isinstance(labels, dict):
+        return labels, predictions, sample_weight
+    values = named(predictions, structure)
+    filled = {name: labels[name] if name in labels else ops.zeros_like(values[name]) for name in structure.names}
+    if structure.kind == "list":
+        filled = [filled[name] for name in structure.names]
+    return filled, predictions, sample_weight

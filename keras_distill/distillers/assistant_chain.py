@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_distill._training import checks
-from keras_distill._training.compile_config import serialize_model
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.saving import serialize_model
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
 from keras_distill.distillers.stages import per_stage_callbacks
@@ -39,16 +39,13 @@ class AssistantChain:
     """
 
     def __init__(self, models, train_teacher=False):
-        models = checks.check_models(
+        models = checks.check_model_list(
             models,
             "models",
             minimum=2,
             needs="AssistantChain needs at least a teacher and a student",
             example="[teacher, assistant, student]",
         )
-        shapes = [checks.output_shape(model) for model in models]
-        for model, shape in zip(models[1:], shapes[1:]):
-            checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
         self.models = models
         self.train_teacher = bool(train_teacher)
         self.distillers = []

@@ -4,8 +4,8 @@ import inspect
 
 import keras
 
-from keras_distill._training import checks
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._validate import check_int
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
@@ -70,7 +70,7 @@ class BornAgain:
         except (TypeError, ValueError):
             takes_generation = False
         model = self.build_model(generation) if takes_generation else self.build_model()
-        checks.check_model(model, "build_model()")
+        checks.check_keras_model(model, "build_model()")
         if any(model is other for other in self.models):
             raise ValueError(
                 "`build_model` returned a model it had returned before. It must build a new model at each call."

@@ -15,9 +15,9 @@ The loss and its gradients are those of `Distiller` on the full logits.
 import keras
 from keras import ops
 
-from keras_distill._training import checks
 from keras_distill._training import step
-from keras_distill._training.ownership import weights_kept_on_failure
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.losses.dist import DIST
@@ -115,34 +115,32 @@ class CausalLMDistiller(Distiller):
         with weights_kept_on_failure(self.student):
             return self.student.predict(x, *args, **kwargs)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels = self._labels_only(y)
+    def response_terms(self, x, labels, cached, predictions, sample_weight):
+        """The two terms over the whole sequence, chunk by chunk, from both
+        models' hidden states (`predictions` is the student's)."""
         teacher_hidden = ops.stop_gradient(self.teachers[0].backbone(x, training=False))
         # Per-token weights that make each term the mean over real tokens,
         # exactly as `Distiller` weights its full-logit losses.
-        loss_weights, _ = step.token_weights(x, y_pred, sample_weight)
-        student_total, distillation_total = chunked_token_losses(
-            y_pred, teacher_hidden, labels, loss_weights, self._chunk_losses, self.chunk_size
+        loss_weights, _ = step.token_weights(x, predictions, sample_weight)
+        hard, distillation = chunked_token_losses(
+            predictions, teacher_hidden, labels, loss_weights, self._chunk_losses, self.chunk_size
         )
-        tokens = ops.cast(ops.shape(y_pred)[0] * ops.shape(y_pred)[1], "float32")
-        student_loss, distillation_loss = student_total / tokens, distillation_total / tokens
-        batch_size = ops.shape(y_pred)[0]
-        self.student_loss_tracker.update_state(step.unscale(student_loss), sample_weight=batch_size)
-        self.distillation_loss_tracker.update_state(step.unscale(distillation_loss), sample_weight=batch_size)
-        return self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss + self._regularization_loss()
+        tokens = ops.cast(ops.shape(predictions)[0] * ops.shape(predictions)[1], "float32")
+        return hard / tokens, distillation / tokens, {}
 
     def _chunk_losses(self, student_hidden, teacher_hidden, labels, weights):
         """The weighted sums of the two per-token losses over one chunk."""
         student_logits = self.student.backbone.token_embedding(student_hidden, reverse=True)
         teacher_logits = self.teachers[0].backbone.token_embedding(teacher_hidden, reverse=True)
-        targets = self._targets.from_outputs([teacher_logits])
-        loss = self._top_k_loss if targets.packed_top_k else self._distillation_loss
+        output = self._plan.outputs[0]
+        targets = output.targets.from_outputs([teacher_logits])
+        loss = self._top_k_loss if targets.packed_top_k else output.distillation_loss
 
         def weighted_sum(loss_fn, y_true, y_pred):
             return ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights)
 
         return step.response_losses(
-            self._student_loss, loss, labels, targets.values, student_logits, self._standardize_logits, weighted_sum
+            output.hard_loss, loss, labels, targets.values, student_logits, self._standardize_logits, weighted_sum
         )
 
     def get_config(self):

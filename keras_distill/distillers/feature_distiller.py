@@ -4,15 +4,16 @@ import keras
 from keras import ops
 
 from keras_distill import features as features_module
-from keras_distill._training import checks
-from keras_distill._training import data_checks
 from keras_distill._training import step
+from keras_distill._training.checks import arguments
+from keras_distill._training.checks import data as data_checks
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
-from keras_distill._training.hyperparameters import check_weight
-from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.projections import build_regressor
 from keras_distill._training.projections import pair_shapes
+from keras_distill._validate import check_number
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.distillers.stages import FeatureStage
 from keras_distill.losses.base import as_float32
@@ -111,8 +112,8 @@ class FeatureDistiller(Distiller):
                 "several teachers' outputs."
             )
         super().__init__(student=student, teacher=teacher, teacher_output_kind=teacher_output_kind, name=name, **kwargs)
-        self.pairs = checks.normalize_pairs(pairs)
-        self.pair_weights = checks.normalize_pair_weights(pair_weights, len(self.pairs))
+        self.pairs = normalize_pairs(pairs)
+        self.pair_weights = normalize_pair_weights(pair_weights, len(self.pairs))
         self.feature_loss = get_feature_loss(feature_loss)
         teacher_layers = _unique(spec for spec, _ in self.pairs)
         student_layers = _unique(spec for _, spec in self.pairs)
@@ -183,7 +184,7 @@ class FeatureDistiller(Distiller):
 
     @feature_weight.setter
     def feature_weight(self, value):
-        self._feature_weight.assign(check_weight(value, self.weight_argument))
+        self._feature_weight.assign(arguments.check_loss_weight(value, self.weight_argument))
 
     @property
     def feature_stage_done(self):
@@ -201,10 +202,12 @@ class FeatureDistiller(Distiller):
         self._compile_with_weight(feature_weight, optimizer, loss, metrics, **kwargs)
 
     def _compile_with_weight(self, weight, optimizer, loss, metrics, **kwargs):
-        weight = check_weight(self.default_feature_weight if weight is None else weight, self.weight_argument)
+        weight = arguments.check_loss_weight(
+            self.default_feature_weight if weight is None else weight, self.weight_argument
+        )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._feature_weight.assign(weight)
-        self._compile_arguments[self.weight_argument] = weight
+        self._compiled_with.arguments[self.weight_argument] = weight
 
     def call(self, inputs, training=None):
         return self.student_features(inputs, training=training)
@@ -221,24 +224,22 @@ class FeatureDistiller(Distiller):
             total = total + weight * ops.cast(loss, "float32")
         return total
 
-    def _run_teachers(self, x):
+    def teacher_outputs(self, x):
+        """The teacher's logits and its tapped features, from one forward pass."""
         features = dict(self.teacher_features(x, training=False))
         return [features.pop(FINAL_OUTPUT)], features
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels, targets, teacher_features = self._teacher_targets(x, y)
+    def student_predictions(self, y_pred):
+        """The student's logits, beside its tapped features in `y_pred`."""
+        return y_pred[FINAL_OUTPUT]
+
+    def extra_loss(self, x, y_pred, teacher_features, sample_weight):
+        """`feature_weight` times the feature loss, reported as its metric."""
         student_logits = y_pred[FINAL_OUTPUT]
         loss_weights, _ = step.token_weights(x, student_logits, sample_weight)
         feature_loss = self.compute_feature_loss(teacher_features, y_pred, loss_weights)
         self.feature_loss_tracker.update_state(step.unscale(feature_loss), sample_weight=ops.shape(student_logits)[0])
-        return (
-            self._response_loss(labels, targets, student_logits, loss_weights)
-            + self._feature_weight * feature_loss
-            + self._regularization_loss()
-        )
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, y_pred[FINAL_OUTPUT], sample_weight)
+        return self._feature_weight * feature_loss
 
     def predict(self, x, *args, **kwargs):
         """The student's predictions, as `self.student.predict` gives them."""
@@ -264,8 +265,8 @@ class FeatureDistiller(Distiller):
         Returns:
             The stage's `History`.
         """
-        inputs, _ = data_checks.sample(x, y)
-        data_checks.check_finite_inputs(inputs)  # as fit() does: a NaN input would fill the weights with NaN
+        # As fit() does: a NaN input would fill the weights with NaN.
+        data_checks.check_finite_inputs(data_checks.Sample(x, y).inputs)
         stage = FeatureStage(self)
         if optimizer is None:
             optimizer = "adam"
@@ -280,14 +281,14 @@ class FeatureDistiller(Distiller):
         self._feature_stage_done.assign(1.0)
         return history
 
-    def _check_cached_outputs(self, x, y):
-        if data_checks.uses_cached_outputs(x, y):
-            raise ValueError(
-                f"{type(self).__name__} got cached teacher logits "
-                "(keras_distill.with_teacher_outputs), but it needs the "
-                "teacher's intermediate features, which are not cached, so "
-                "the teacher runs every step anyway. Pass the plain labels y."
-            )
+    @property
+    def cached_outputs_refusal(self):
+        return (
+            f"{type(self).__name__} got cached teacher logits "
+            "(keras_distill.with_teacher_outputs), but it needs the "
+            "teacher's intermediate features, which are not cached, so "
+            "the teacher runs every step anyway. Pass the plain labels y."
+        )
 
     def fit(self, x=None, *args, **kwargs):
         self._check_compiled("fit")
@@ -350,3 +351,52 @@ def _gather(features, spec):
     if isinstance(spec, str):
         return features[spec]
     return tuple(features[name] for name in spec)
+
+
+def normalize_pairs(pairs):
+    """`pairs` as a list of `(teacher_spec, student_spec)`, each spec a layer
+    name or a tuple of names."""
+    if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and all(isinstance(side, str) for side in pairs):
+        pairs = [pairs]
+    if not isinstance(pairs, (tuple, list)) or not pairs:
+        raise ValueError(
+            "`pairs` must be a non-empty list of (teacher_layer, "
+            f"student_layer) pairs. Received: pairs={pairs!r}. Use e.g. "
+            "pairs=[('teacher_block2', 'student_block2')]."
+        )
+    normalized = []
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(
+                "Each entry of `pairs` must be a (teacher_layer, "
+                f"student_layer) pair. Received: {pair!r} in pairs={pairs!r}."
+            )
+        normalized.append(tuple(_layer_spec(side, pair) for side in pair))
+    return normalized
+
+
+def _layer_spec(side, pair):
+    if isinstance(side, str):
+        return side
+    if isinstance(side, (tuple, list)) and side and all(isinstance(name, str) for name in side):
+        return tuple(side)
+    raise ValueError(
+        f"Each side of a pair must be a layer name or a tuple of layer names. Received: {side!r} in the pair {pair!r}."
+    )
+
+
+def normalize_pair_weights(pair_weights, count):
+    """One float >= 0 per pair; `None` gives `1 / count` each."""
+    if pair_weights is None:
+        return [1.0 / count] * count
+    if not isinstance(pair_weights, (list, tuple)):
+        pair_weights = [pair_weights]
+    if len(pair_weights) != count:
+        raise ValueError(
+            f"`pair_weights` must be {count} number(s) >= 0, one per pair. "
+            f"Received: pair_weights={list(pair_weights)!r}."
+        )
+    return [
+        check_number(weight, f"pair_weights[{index}]", example=1.0, at_least=0)
+        for index, weight in enumerate(pair_weights)
+    ]

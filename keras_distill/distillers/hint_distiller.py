@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_distill._training import checks
+from keras_distill._training.checks import models as checks
 from keras_distill._training.projections import build_regressor
 from keras_distill._training.projections import pair_shapes
 from keras_distill.distillers.feature_distiller import FeatureDistiller

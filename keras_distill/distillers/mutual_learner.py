@@ -4,16 +4,14 @@ import keras
 from keras import ops
 
 from keras_distill._compat import UniqueTorchParameters
-from keras_distill._training import checks
-from keras_distill._training import data_checks
+from keras_distill._training import saving
 from keras_distill._training import step
-from keras_distill._training.compile_config import CompileConfigMixin
-from keras_distill._training.compile_config import resolve_hard_loss
-from keras_distill._training.compile_config import serialize_model
-from keras_distill._training.entry_points import check_batch_sizes
+from keras_distill._training.checks import arguments
+from keras_distill._training.checks import data as data_checks
+from keras_distill._training.checks import models as checks
+from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
-from keras_distill._training.ownership import weights_kept_on_failure
 from keras_distill._training.peer_optimizer import PeerOptimizer
 from keras_distill.losses.base import check_temperature
 from keras_distill.losses.soft_targets import SoftTargetKLDivergence
@@ -22,7 +20,7 @@ _ACCURACY = ("accuracy", "acc")
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
+class MutualLearner(UniqueTorchParameters, keras.Model):
     """A cohort of peers, each trained on the labels and on the others.
 
     Peer `k` minimizes
@@ -60,7 +58,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
     """
 
     def __init__(self, models, temperature=1.0, name="mutual_learner", **kwargs):
-        models = checks.check_models(
+        models = checks.check_model_list(
             models,
             "models",
             minimum=2,
@@ -74,9 +72,6 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
                 f"metrics. Received names {names}. Give each model a "
                 "name=... when building it."
             )
-        shapes = [checks.output_shape(model) for model in models]
-        for model, shape in zip(models[1:], shapes[1:]):
-            checks.check_logit_shapes(shapes[0], shape, models[0].name, model.name)
         for model in models:
             if checks.ends_with_softmax(model):
                 raise ValueError(
@@ -91,6 +86,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
         self.peer_metrics = []
         self._metric_owners = []
         self._peer_loss = None
+        self._compiled_with = None
 
     @property
     def models(self):
@@ -119,7 +115,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
             temperature: float > 0, or None to keep the current one.
             **kwargs: Passed to `keras.Model.compile` (`jit_compile`, ...).
         """
-        peer_loss = resolve_hard_loss(loss)
+        peer_loss = arguments.resolve_hard_loss(loss)
         if peer_loss is None:
             raise ValueError(
                 "MutualLearner.compile() needs a hard-label `loss`. Pass e.g. "
@@ -140,10 +136,7 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
         self.peer_metrics = [metric for group in per_peer for metric in group]
         self._metric_owners = [index for index, group in enumerate(per_peer) for _ in group]
         self._temperature.assign(temperature)
-        self._remember_compile_arguments(loss=loss, metrics=metrics, temperature=temperature, **kwargs)
-
-    def _models_built(self):
-        return all(model.built for model in self.peers)
+        self._compiled_with = saving.CompileArguments(loss=loss, metrics=metrics, temperature=temperature, **kwargs)
 
     def call(self, inputs, training=None):
         return [model(inputs, training=training) for model in self.peers]
@@ -172,39 +165,39 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
             metric.update_state(y, y_pred[owner], sample_weight=sample_weight)
         return self.get_metrics_result()
 
-    @data_checks.reads_once
-    def _preflight(self, x, y):
+    def _check_data(self, x, y):
         """Checks labels and inputs before any step (see `Distiller.fit`)."""
         if self._peer_loss is None:
             raise ValueError(
                 "MutualLearner.fit()/evaluate() was called before compile(). Call "
                 "learner.compile(optimizer=..., loss=...) first."
             )
-        if not data_checks.has_labels(x, y):
+        sample = data_checks.Sample(x, y)
+        if not sample.has_labels():
             raise ValueError(
                 "MutualLearner trains every peer on the labels too, but got no labels (y=None). "
                 "Pass labels to fit()/evaluate()."
             )
-        data_checks.check_not_empty(x, "MutualLearner.fit()/evaluate()")
-        if not data_checks.is_dataset(x):
-            data_checks.check_token_ids(x, self.peers)
-        inputs, labels = data_checks.sample(x, y)
+        data_checks.check_not_empty(sample, "MutualLearner.fit()/evaluate()")
+        data_checks.check_token_ids(x if data_checks.is_array_data(x) else sample.inputs, self.peers)
         shape = checks.output_shape(self.peers[0])
-        data_checks.check_labels(labels, self._peer_loss, None if shape is None else shape[-1], owner="the peers")
-        data_checks.check_finite_inputs(inputs)
+        classes = None if shape is None else shape[-1]
+        data_checks.check_labels(sample.all_targets, self._peer_loss, classes, owner="the peers")
+        data_checks.check_finite_inputs(sample.inputs)
+        return sample.x
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        check_batch_sizes(kwargs)
-        self._preflight(x, y)
+        data_checks.check_batch_sizes(kwargs)
+        x = self._check_data(x, y)
         validation = data_checks.validation_pair(kwargs)
         if validation is not None:
-            self._preflight(*validation)
+            self._check_data(*validation)
         with weights_kept_on_failure(self):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_batch_sizes(kwargs)
-        self._preflight(x, y)
+        data_checks.check_batch_sizes(kwargs)
+        x = self._check_data(x, y)
         with weights_kept_on_failure(self):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -230,15 +223,19 @@ class MutualLearner(UniqueTorchParameters, CompileConfigMixin, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "models": [serialize_model(model) for model in self.peers],
+            "models": [saving.serialize_model(model) for model in self.peers],
             "temperature": self.temperature,
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["models"] = [keras.saving.deserialize_keras_object(m) for m in config["models"]]
-        return cls(**config)
+        return cls(**saving.deserialize_models(config, ("models",)))
+
+    def get_compile_config(self):
+        return saving.compile_config(self, self._compiled_with)
+
+    def compile_from_config(self, config):
+        saving.compile_from_config(self, config, models_built=all(model.built for model in self.peers))
 
 
 def _peer_metrics(metrics, prefix, loss):

@@ -15,9 +15,9 @@ import numpy as np
 from keras import ops
 
 from keras_distill import _compat
-from keras_distill._training import checks
-from keras_distill._training import data_checks
 from keras_distill._training import step
+from keras_distill._training.checks import data as data_checks
+from keras_distill._training.checks import models as checks
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
 from keras_distill.distillers.distiller import Distiller
@@ -172,7 +172,7 @@ class OnPolicyDistiller(Distiller):
             **kwargs,
         )
 
-    def _check_sample_weight(self, x, sample_weight):
+    def check_sample_weight(self, x, sample_weight):
         """Some row must leave a position to generate: a row whose per-token
         weights are all 0 is a prompt that fills the whole sequence. Such
         rows among others weigh 0, as in every distiller; data made only of
@@ -190,13 +190,12 @@ class OnPolicyDistiller(Distiller):
                 "(keras-hub preprocessors: sequence_length)."
             )
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        self._labels_only(y)
+    def batch_to_learn(self, x, y_pred, sample_weight, training=True):
+        """In training, with probability `lmbda`, the student's own
+        continuations of the batch's prompts; else the batch as given."""
         if training and self.lmbda > 0:
             x, sample_weight, y_pred = self._maybe_on_policy(x, y_pred, sample_weight, training)
-        loss_weights, _ = step.token_weights(x, y_pred, sample_weight)
-        _, targets, _ = self._teacher_targets(x, None)
-        return self._response_loss(None, targets, y_pred, loss_weights) + self._regularization_loss()
+        return x, y_pred, sample_weight
 
     def _maybe_on_policy(self, x, student_logits, sample_weight, training):
         """`(inputs, per-token weights, student logits)` of the batch to

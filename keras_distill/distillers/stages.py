@@ -13,13 +13,12 @@ from keras import ops
 from keras_distill import features as features_module
 from keras_distill._compat import UniqueTorchParameters
 from keras_distill._training import step
-from keras_distill._training.checks import ends_with_softmax
-from keras_distill._training.compile_config import resolve_hard_loss
-from keras_distill._training.ownership import FrozenTeachersMixin
+from keras_distill._training.checks.arguments import resolve_hard_loss
+from keras_distill._training.checks.models import ends_with_softmax
 from keras_distill.distillers.distiller import Distiller
 
 
-class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
+class FeatureStage(UniqueTorchParameters, keras.Model):
     """Trains the student's layers up to its tapped layers, and the
     distiller's projections, on the distiller's feature loss.
 
@@ -39,13 +38,29 @@ class FeatureStage(UniqueTorchParameters, FrozenTeachersMixin, keras.Model):
             distiller.teacher, teacher_layers, include_output=False
         )
         self.projections = distiller.projections
-        # A function, not an attribute: Keras would track the teacher twice.
-        self._teachers = lambda: [distiller.teacher]
+        # Functions, not attributes: Keras would track the teacher twice.
+        self._without_teachers = distiller._without_teachers
         self._feature_loss = distiller.compute_feature_loss
         self.feature_loss_tracker = keras.metrics.Mean(name=distiller.feature_metric_name)
 
-    def _frozen_models(self):
-        return self._teachers()
+    # The teacher is frozen as by the distiller: its variables are carried,
+    # never trained.
+
+    @property
+    def trainable_variables(self):
+        return self._without_teachers(super().trainable_variables, [])[0]
+
+    @property
+    def non_trainable_variables(self):
+        return self._without_teachers(super().trainable_variables, super().non_trainable_variables)[1]
+
+    @property
+    def trainable_weights(self):
+        return self._without_teachers(super().trainable_weights, [])[0]
+
+    @property
+    def non_trainable_weights(self):
+        return self._without_teachers(super().trainable_weights, super().non_trainable_weights)[1]
 
     def call(self, inputs, training=None):
         return self.student_front(inputs, training=training)

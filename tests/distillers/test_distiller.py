@@ -447,9 +447,12 @@ def test_probability_loss_for_the_student():
         compiled(loss=keras.losses.SparseCategoricalCrossentropy())
 
 
-def test_loss_name_is_built_for_logits():
-    distiller = compiled(loss="sparse_categorical_crossentropy")
-    assert distiller._student_loss.from_logits is True
+def test_loss_name_is_built_for_logits(digits):
+    (x, y), _ = digits
+    distiller = compiled(loss="sparse_categorical_crossentropy", alpha=1.0)
+    result = distiller.evaluate(x[:64], y[:64], batch_size=64, verbose=0, return_dict=True)
+    expected = numpy_sparse_ce(y[:64], distiller.student.predict(x[:64], verbose=0)).mean()
+    np.testing.assert_allclose(result["student_loss"], expected, rtol=1e-4)
 
 
 def test_no_loss_needs_alpha_zero():
@@ -560,8 +563,8 @@ def test_compile_config_round_trip():
     assert isinstance(other.optimizer, keras.optimizers.SGD)
     np.testing.assert_allclose(float(other.optimizer.learning_rate.numpy()), 0.05, rtol=1e-6)
     # A Keras loss on probabilities is softened at the distiller's temperature.
-    assert isinstance(other._distillation_loss, kd.losses.SoftenedLoss)
-    assert isinstance(other._distillation_loss.loss, keras.losses.KLDivergence)
+    assert isinstance(other.distillation_loss, kd.losses.SoftenedLoss)
+    assert isinstance(other.distillation_loss.loss, keras.losses.KLDivergence)
 
 
 def test_student_saves_as_its_own_architecture(digits, tmp_path):

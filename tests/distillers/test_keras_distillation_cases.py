@@ -113,8 +113,8 @@ def test_multi_distillation_loss_functionality():
         distillation_loss_weights=[0.7, 0.3],
         student_loss_weight=0.5,
     )
-    assert len(distiller._distillation_loss.losses) == 2
-    assert distiller._distillation_loss.weights == [0.7, 0.3]
+    assert len(distiller.distillation_loss.losses) == 2
+    assert distiller.distillation_loss.weights == [0.7, 0.3]
     result = distiller.evaluate(X, Y, verbose=0, return_dict=True)
     zt, zs = ops.convert_to_numpy(teacher(X)), ops.convert_to_numpy(student(X))
     expected = 0.7 * np.mean(numpy_kl(zt, zs, 3.0)) + 0.3 * np.mean(numpy_kl(zt, zs, 2.0))

@@ -199,7 +199,7 @@ def test_fit_trains_the_student_only_and_round_trips(models, tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, kd.OnPolicyDistiller)
     assert (loaded.lmbda, loaded.seed, loaded.sampling_temperature) == (0.5, 0, 1.0)
-    assert loaded._distillation_loss.beta == 0.5
+    assert loaded.distillation_loss.beta == 0.5
     np.testing.assert_allclose(loaded.student.predict(x, verbose=0), student.predict(x, verbose=0), atol=1e-6)
     loaded.fit(x, labels, sample_weight=weights, batch_size=8, epochs=1, verbose=0)
 

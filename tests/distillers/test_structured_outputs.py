@@ -185,6 +185,28 @@ def test_subclassed_structures_that_do_not_match_are_refused_before_a_step():
         np.testing.assert_array_equal(before, after)
 
 
+def test_a_dict_student_with_a_one_tensor_teacher_is_refused_before_any_step():
+    # Each output's rows were paired with the teacher's one tensor: every
+    # example was distilled toward the teacher's first one.
+    inputs = keras.Input((6,))
+    one_tensor = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Dense(8)(inputs)), name="one_tensor")
+    with pytest.raises(
+        ValueError, match=r"returns a dict of outputs \['cls', 'reg'\] and teacher 'one_tensor' a single"
+    ):
+        kd.Distiller(student=two_headed(8, 2, name="student"), teacher=one_tensor)
+    with pytest.raises(ValueError, match=r"keras.Model\(teacher.input, \{'name': teacher.output\}\)"):
+        kd.Distiller(student=two_headed(8, 2, name="student"), teacher=one_tensor)
+    subclassed = TwoHeaded(8, name="subclassed")
+    subclassed(X[:1])
+    distiller = kd.Distiller(student=subclassed, teacher=one_tensor)
+    distiller.compile("sgd", loss=None, distillation_loss={"cls": "kl"}, alpha=0.0)
+    weights = [w.copy() for w in subclassed.get_weights()]
+    with pytest.raises(ValueError, match="a single tensor"):
+        distiller.fit(X, epochs=1, verbose=0)
+    for before, after in zip(weights, subclassed.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
 def structured_distiller():
     return kd.Distiller(student=two_headed(8, 2, name="student"), teacher=two_headed(16, 1, name="teacher"))
 

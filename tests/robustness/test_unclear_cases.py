@@ -65,14 +65,14 @@ def test_the_checks_read_a_dataset_s_first_batch_once():
     signature = (tf.TensorSpec(X.shape[1:], "float32"), tf.TensorSpec((), Y.dtype))
     dataset = tf.data.Dataset.from_generator(examples, output_signature=signature).batch(8)
     distiller, _ = compiled()
-    distiller._preflight(dataset, None)
+    distiller._check_data(dataset, None)
     assert len(reads) == 1
     learner = kd.MutualLearner([make_mlp(8, name="a"), make_mlp(8, name="b")])
     learner.compile("adam", "sparse_categorical_crossentropy")
-    learner._preflight(dataset, None)
+    learner._check_data(dataset, None)
     assert len(reads) == 2
     # Nothing kept after the checks: a second call reads again.
-    distiller._preflight(dataset, None)
+    distiller._check_data(dataset, None)
     assert len(reads) == 3
 
 
