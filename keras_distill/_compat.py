@@ -12,6 +12,7 @@ import keras
 INTERNALS = (
     ("keras.Model (Functional)", "_run_through_graph"),
     ("keras.Model (Functional)", "_outputs"),
+    ("keras.Model (Functional)", "_flatten_layers"),
     ("keras.KerasTensor", "_keras_history"),
     ("tf.data.Dataset", "_as_serialized_graph"),
     ("keras.Variable (JAX)", "_value"),
@@ -48,6 +49,12 @@ def symbolic_outputs(model):
     """
     outputs = getattr(model, "_outputs", None) or getattr(model, "outputs", None)
     return list(keras.tree.flatten(outputs)) if outputs else []
+
+
+def all_layers(model):
+    """Every layer inside `model`, nested ones included, `model` first.
+    Keras' `model.layers` lists the direct ones only."""
+    return list(model._flatten_layers(include_self=True))
 
 
 def dataset_operations(dataset):

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill.export import export
 from keras_distill.export import load_artifact
 from keras_distill.quantize import quantize_student
@@ -84,8 +84,8 @@ def deploy(models, x_test, y_test, output, formats=(), *, litert_int8=True, batc
         slug = "".join(c for c in slug if c.isalnum() or c == "_")
         path = os.path.join(output, f"student_{slug}.keras")
         model.save(path)
-        with weights_kept_on_failure(model):
-            logits = model.predict(x_test, batch_size=batch_size, verbose=0)
+        with guarded(model) as guard:
+            logits = model.predict(x_test, **guard({"batch_size": batch_size, "verbose": 0}))
         rows.append(_row(name, "keras", logits, y_test, os.path.getsize(path), None, None, seconds))
         quantized = name != "float32"
         for format in formats:

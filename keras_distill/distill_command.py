@@ -20,7 +20,7 @@ from keras_distill import deploy as deployment
 from keras_distill import tuning
 from keras_distill._defaults import DEFAULT_ALPHA
 from keras_distill._defaults import DEFAULT_TEMPERATURE
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.export import export_saved_model
 from keras_distill.tables import markdown_table
@@ -28,8 +28,8 @@ from keras_distill.tables import markdown_table
 
 def timed_fit(model, *args, **kwargs):
     start = time.perf_counter()
-    with weights_kept_on_failure(model):
-        history = model.fit(*args, **kwargs)
+    with guarded(model) as guard:
+        history = model.fit(*args, **guard(kwargs))
     return history, time.perf_counter() - start
 
 
@@ -206,6 +206,23 @@ def _load_model(path, role):
         raise ValueError(f"The {role} file {path!r} could not be loaded: {type(error).__name__}: {error}") from None
 
 
+def _class_indices(labels, name):
+    """Labels as int64 class indices, refusing what a cast would change
+    (3.7 becomes 3), as the Python API refuses it."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        bad = labels[~np.isfinite(labels) | (labels != np.round(labels))]
+        if bad.size:
+            raise ValueError(
+                f"--data: {name} holds {bad.size} label(s) that are not whole class indices, e.g. "
+                f"{', '.join(f'{value:g}' for value in np.unique(bad)[:5])}; a cast would truncate them. Save "
+                "integer class indices (y.astype('int64') after rounding as you intend)."
+            )
+    elif labels.dtype.kind not in "iub":
+        raise ValueError(f"--data: {name} must hold integer class indices. Received dtype {labels.dtype}.")
+    return labels.astype("int64")
+
+
 def _fit_to_input(x, model):
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
     if shape and None not in shape and int(np.prod(shape)) == int(np.prod(x.shape[1:])):
@@ -275,8 +292,7 @@ def run_distill(
             f"{teacher.inputs[0].shape} and {student.inputs[0].shape}. "
             "`keras-distill distill` feeds both the same data."
         )
-    y_train = np.asarray(y_train).astype("int64")
-    y_test = np.asarray(y_test).astype("int64")
+    y_train, y_test = _class_indices(y_train, "y_train"), _class_indices(y_test, "y_test")
     before = result_row("student before distillation", student, x_test_s, y_test, None, batch_size)
     rows = [result_row("teacher", teacher, x_test_t, y_test, None, batch_size), before]
     if tune_trials:

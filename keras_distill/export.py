@@ -28,6 +28,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_distill import _compat
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -91,9 +92,10 @@ def export(
     """Exports `model` to `path` and checks the artifact against it.
 
     Args:
-        model: A single-input `keras.Model` (a distilled student).
+        model: A `keras.Model` of one input and one output tensor (a
+            distilled student: `distiller.student`, not the distiller).
         path: Where to write the artifact; `.onnx` / `.tflite` are added
-            when missing.
+            when missing, and missing directories are created.
         format: `"tf_saved_model"`, `"onnx"` or `"litert"`.
         sample_inputs: Inputs to compare on, e.g. a slice of the test data.
             Defaults to 8 random inputs of the model's input shape.
@@ -115,11 +117,12 @@ def export(
             `tolerance`.
         ImportError: The format's runtime is not installed.
         TypeError, ValueError, PermissionError: Before any work, for
-            arguments it cannot use: a `model` that is not a `keras.Model`,
-            `latency_runs` < 1, `tolerance` < 0, empty or non-finite
-            `sample_inputs`, a `path` it cannot write (a directory for a
-            one-file format, a missing or unwritable directory), and a model
-            with integer inputs given no `sample_inputs`.
+            arguments it cannot use: a `model` that is not a `keras.Model`
+            (or is a distiller: export its student), a model of several
+            inputs or outputs, `latency_runs` < 1, `tolerance` < 0, empty
+            or non-finite `sample_inputs`, a `path` it cannot write (a
+            directory for a one-file format, an unwritable directory), and a
+            model with integer inputs given no `sample_inputs`.
 
     Examples:
 
@@ -130,11 +133,7 @@ def export(
     ```
     """
     format = check_choice(format, "format", FORMATS)
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`model` must be a keras.Model. Received: model={model!r} (of type {type(model).__name__}). "
-            "Load a saved model first: export(keras.saving.load_model(path), ...)."
-        )
+    _check_model(model)
     latency_runs = check_int(latency_runs, "latency_runs", example=50, at_least=1)
     if tolerance is not None:
         tolerance = check_number(tolerance, "tolerance", example=1e-4, at_least=0.0)
@@ -154,8 +153,9 @@ def export(
     if SUFFIXES[format] and not str(path).endswith(SUFFIXES[format]):
         path = f"{path}{SUFFIXES[format]}"
     path = str(path)
-    _check_path(given, path, format)
+    parent = _check_path(given, path, format)
     inputs = _sample_inputs(model, sample_inputs)
+    os.makedirs(parent, exist_ok=True)
     expected = np.asarray(keras.ops.convert_to_numpy(model(inputs, training=False)), dtype="float32")
     if tolerance is None:
         scale = max(1.0, float(np.max(np.abs(expected))))
@@ -246,6 +246,41 @@ def _import_runtime(format):
         ) from error
 
 
+def _check_model(model):
+    """One Keras model of one input and one output tensor, which every
+    format serves and every runtime here can compare."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model={model!r} (of type {type(model).__name__}). "
+            "Load a saved model first: export(keras.saving.load_model(path), ...)."
+        )
+    if type(model).__module__.startswith("keras_distill."):
+        part = "distiller.models[0] (each peer is a model)" if hasattr(model, "peers") else "distiller.student"
+        raise TypeError(
+            f"`model` is a {type(model).__name__}, which trains models but is not one to serve: an artifact "
+            f"needs the distilled model alone, and a serving runtime would not know the class. Export {part}."
+        )
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) > 1:
+        raise ValueError(
+            f"export() writes and checks models of one input; {model.name!r} has {len(inputs)} "
+            f"({', '.join(getattr(tensor, 'name', '?') for tensor in inputs)}). Use Keras' own "
+            "model.export(path, format=...), which writes several inputs without this check, or give the model "
+            "one input (e.g. one array that a first layer splits)."
+        )
+    try:
+        output = model.output
+    except (AttributeError, ValueError):
+        output = None
+    if isinstance(output, (dict, list, tuple)):
+        names = list(output) if isinstance(output, dict) else list(range(len(output)))
+        raise ValueError(
+            f"export() writes and checks models of one output tensor; {model.name!r} returns a "
+            f"{type(output).__name__} of outputs {names}. Export each output as its own model, e.g. "
+            f"export(keras.Model(model.input, model.output[{names[0]!r}]), ...)."
+        )
+
+
 def _check_path(given, path, format):
     """Refuses a path the export cannot write, before any work: `given` as
     the caller passed it, `path` with the format's suffix added."""
@@ -260,18 +295,17 @@ def _check_path(given, path, format):
             f"`path` is a file, but a SavedModel is a directory. Received: path={path!r}. Pass a directory name."
         )
     parent = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(parent) and not os.path.isdir(parent):
-        raise ValueError(f"{parent!r} is a file, so {path!r} cannot be written. Choose another path.")
-    if not os.path.isdir(parent):
-        raise ValueError(
-            f"The directory of `path` does not exist: {parent!r} (path={path!r}). Create it first, e.g. "
-            f"os.makedirs({parent!r}, exist_ok=True)."
-        )
-    if not os.access(parent, os.W_OK):
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{existing!r} is a file, so {path!r} cannot be written. Choose another path.")
+    if not os.access(existing, os.W_OK):
         raise PermissionError(
-            f"Cannot write the {format} export to {path!r}: the directory {parent!r} is not writable. "
+            f"Cannot write the {format} export to {path!r}: the directory {existing!r} is not writable. "
             "Choose a writable path."
         )
+    return parent
 
 
 def _sample_inputs(model, sample_inputs):
@@ -321,14 +355,19 @@ def _export_in_tensorflow(model, path, format, options, native_error=None):
     """Exports through a `.keras` file in a TensorFlow-backend process.
 
     The file is written here and read there at once, so it is loaded with
-    `safe_mode=False`: a Lambda layer of the user's own model loads too."""
+    `safe_mode=False`: a Lambda layer of the user's own model loads too. The
+    modules that define the model's own classes are imported there first,
+    from this process's `sys.path`, so that their registrations hold."""
+    modules = _custom_modules(model)
     with tempfile.TemporaryDirectory() as directory:
         keras_file = os.path.join(directory, "model.keras")
         model.save(keras_file)
         # A loaded model has never been called, which Keras' ONNX export
         # refuses: one call on zeros first.
         code = (
-            "import json, sys, keras, numpy as np\n"
+            "import importlib, json, sys, keras, numpy as np\n"
+            "for module in json.loads(sys.argv[5]):\n"
+            "    importlib.import_module(module)\n"
             "model = keras.saving.load_model(sys.argv[1], safe_mode=False)\n"
             "model(np.zeros([1 if d is None else d for d in model.inputs[0].shape], 'float32'))\n"
             "options = json.loads(sys.argv[4])\n"
@@ -337,9 +376,14 @@ def _export_in_tensorflow(model, path, format, options, native_error=None):
             "    options['optimizations'] = [tf.lite.Optimize.DEFAULT]\n"
             "model.export(sys.argv[2], format=sys.argv[3], verbose=False, **options)\n"
         )
+        importable = [module for module in modules if module != "__main__"]
         result = subprocess.run(
-            [sys.executable, "-c", code, keras_file, path, format, json.dumps(options)],
-            env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+            [sys.executable, "-c", code, keras_file, path, format, json.dumps(options), json.dumps(importable)],
+            env={
+                **os.environ,
+                "KERAS_BACKEND": "tensorflow",
+                "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
+            },
             capture_output=True,
             text=True,
         )
@@ -348,6 +392,13 @@ def _export_in_tensorflow(model, path, format, options, native_error=None):
             cause = lines[-1] if lines else f"exit status {result.returncode}"
             if "No module named 'tensorflow'" in result.stderr:
                 fix = "This export needs TensorFlow: pip install tensorflow-cpu."
+            elif "Could not locate class" in result.stderr and "__main__" in modules:
+                fix = (
+                    f"The model uses classes defined in __main__ (a script or a notebook: "
+                    f"{', '.join(_custom_classes(model, '__main__'))}), which that process cannot import, "
+                    "registered or not. Move them into a module of their own (importable from here), or "
+                    f"export from a TensorFlow-backend process that defines them (KERAS_BACKEND=tensorflow)."
+                )
             else:
                 fix = "The model is unaffected. The last lines of that process:\n" + "\n".join(lines[-12:])
             native = (
@@ -359,6 +410,23 @@ def _export_in_tensorflow(model, path, format, options, native_error=None):
             raise RuntimeError(
                 f"Exporting {model.name!r} to {format} in a TensorFlow-backend process failed: {cause}.{native} {fix}"
             )
+
+
+def _custom_classes(model, module=None):
+    """The names of the model's own classes (its own and its layers'),
+    those of `module` if given, outside Keras, keras-hub and this library."""
+    found = []
+    for layer in _compat.all_layers(model):
+        owner = type(layer).__module__ or ""
+        if owner.split(".")[0] in ("keras", "keras_hub", "keras_distill", "builtins"):
+            continue
+        if module is None or owner == module:
+            found.append(f"{owner}.{type(layer).__qualname__}")
+    return sorted(set(found))
+
+
+def _custom_modules(model):
+    return sorted({name.rsplit(".", 1)[0] for name in _custom_classes(model)})
 
 
 def _runner(format, path, runtime):

@@ -27,6 +27,7 @@ import warnings
 import keras
 from keras import ops
 
+from keras_distill import _compat
 from keras_distill._training.checks.data import is_dataset
 from keras_distill._validate import check_choice
 from keras_distill._validate import check_int
@@ -165,7 +166,9 @@ def _check_model(model, role):
 
 
 def _leaf_layers(model):
-    return [layer for layer in model._flatten_layers(include_self=False) if not layer._layers]
+    """The layers inside `model` that hold no layers of their own."""
+    layers = _compat.all_layers(model)[1:]
+    return [layer for layer in layers if len(_compat.all_layers(layer)) == 1]
 
 
 def _copy(model):

@@ -39,7 +39,8 @@ def generate_distillation_data(
         stop_token_ids: as in `CausalLM.generate`; `None` for pre-tokenized
             prompts (no preprocessor to name the end token).
         path: optional file to write the data to (`.txt`, one text per
-            line, for strings; `.npz` otherwise).
+            line, for strings; a `.npz` file otherwise, its name ending in
+            `.npz`).
 
     Returns:
         For strings, a NumPy array of the generated texts. For token dicts,
@@ -63,20 +64,39 @@ def generate_distillation_data(
             f"`path` is a directory. Received: path={path!r}. Pass a file name in it, e.g. "
             f"{os.path.join(path, name)!r}."
         )
+    if path is not None and isinstance(prompts, dict) and not str(path).endswith(".npz"):
+        raise ValueError(
+            f"`path` must name a .npz file for token prompts: NumPy would write {path!r} as {str(path) + '.npz'!r}. "
+            f"Received: path={path!r}. Pass e.g. path={os.path.splitext(str(path))[0] + '.npz'!r}."
+        )
     if isinstance(prompts, dict) and "token_ids" in prompts:
         data_checks.check_token_ids(prompts, [teacher])
+        data_checks.check_sequence_length(prompts, [teacher])
     if len(prompts["token_ids"] if isinstance(prompts, dict) and "token_ids" in prompts else prompts) == 0:
         raise ValueError("`prompts` is empty: there is nothing to generate from. Pass at least one prompt.")
     # `teacher.compile(sampler=...)` would also replace the teacher's
     # optimizer and loss: set the sampler alone, and put it back after.
-    from keras_hub.samplers import get as get_sampler
-
     previous = (teacher.sampler, teacher.generate_function)
-    teacher.sampler, teacher.generate_function = get_sampler(sampler), None
+    teacher.sampler, teacher.generate_function = _sampler(sampler), None
     try:
         return _generate(teacher, prompts, max_length, batch_size, stop_token_ids, path)
     finally:
         teacher.sampler, teacher.generate_function = previous
+
+
+def _sampler(sampler):
+    """A keras-hub sampler from a sampler or its name."""
+    import keras_hub
+
+    resolved = keras_hub.samplers.get(sampler)
+    if not isinstance(resolved, keras_hub.samplers.Sampler):
+        names = ("greedy", "top_k", "top_p", "random", "beam", "contrastive")
+        raise ValueError(
+            f"`sampler` must be a keras-hub sampler or the name of one. Received: sampler={sampler!r}. Use e.g. "
+            f"sampler='greedy' (one of {', '.join(repr(name) for name in names)}) or "
+            "keras_hub.samplers.TopKSampler(k=5)."
+        )
+    return resolved
 
 
 def _generate(teacher, prompts, max_length, batch_size, stop_token_ids, path):
@@ -114,6 +134,12 @@ def _from_tokens(teacher, prompts, batch_size, path):
         raise ValueError(
             "`prompts['token_ids']` and `prompts['padding_mask']` must be arrays of the same shape "
             f"(examples, length). Received {token_ids.shape} and {mask.shape}."
+        )
+    if mask.all(axis=1).all():
+        raise ValueError(
+            f"Every prompt fills the whole sequence of {token_ids.shape[1]} tokens (its padding_mask is True "
+            "everywhere), so the teacher has nothing to generate and every token would weigh 0. Pad the prompts "
+            "to a longer length (with padding_mask False after each prompt), or shorten them."
         )
     generated_ids, generated_mask = [], []
     for start in range(0, len(token_ids), batch_size):

@@ -17,7 +17,7 @@ from keras_distill._training import outputs
 from keras_distill._training import step
 from keras_distill._training.checks import data as data_checks
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill._training.step import LABELS
 from keras_distill._training.step import TEACHER_LOGITS
 from keras_distill._training.step import TOP_K_INDICES
@@ -159,8 +159,8 @@ def precompute_teacher_outputs(
 def _predict(model, inputs, batch_size):
     # An interrupted predict (Ctrl-C) leaves the teacher's variables empty
     # on JAX; they are put back.
-    with weights_kept_on_failure(model):
-        return model.predict(inputs, batch_size=batch_size, verbose=0)
+    with guarded(model) as guard:
+        return model.predict(inputs, **guard({"batch_size": batch_size, "verbose": 0}))
 
 
 def _check_storable(logits, dtype, name):

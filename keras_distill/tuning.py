@@ -100,6 +100,7 @@ def tune(
     optimizer=None,
     loss=None,
     objective="val_accuracy",
+    direction=None,
     search="random",
     alphas=(0.1, 0.3, 0.5, 0.7, 0.9),
     temperatures=(1.0, 2.0, 4.0, 8.0),
@@ -140,7 +141,11 @@ def tune(
             to Adam(1e-3).
         loss: The hard-label loss. Defaults to sparse cross-entropy on
             logits.
-        objective: A validation metric to maximize, e.g. `"val_accuracy"`.
+        objective: A validation metric, e.g. `"val_accuracy"`, or one of
+            the distiller's losses (`"val_loss"`, `"val_student_loss"`).
+        direction: `"max"` or `"min"`, whether the objective is better
+            higher or lower. Defaults to `"min"` for a loss or an error
+            (a name holding `loss` or `error`), else `"max"`.
         search: `"random"` (KerasTuner's `RandomSearch`) or `"hyperband"`
             (`Hyperband`, which stops the weaker trials early).
         alphas, temperatures, distillation_losses, standardize: The values
@@ -172,7 +177,9 @@ def tune(
     )
     epochs = check_int(epochs, "epochs", example=10, at_least=1)
     batch_size = check_int(batch_size, "batch_size", example=128, at_least=1)
+    _check_arrays(x, y, validation_data)
     _check_validation(validation_data, objective)
+    direction = _direction(objective, direction)
     _check_search_values(
         alphas=alphas,
         temperatures=temperatures,
@@ -196,7 +203,9 @@ def tune(
     project = os.path.join(directory, project_name)
     settings = {
         "student": _without_names(student.get_config()),
-        "search": [search, epochs, batch_size, objective, seed],  # more trials extend a search
+        # More trials extend a search; "max", the only direction before there
+        # was a choice, is left out so that those searches resume.
+        "search": [search, epochs, batch_size, objective, seed] + ([direction] if direction != "max" else []),
         "space": [list(alphas), list(distillation_losses), [float(t) for t in temperatures], list(standardize)],
         "widths": None if widths is None else list(widths),
     }
@@ -209,6 +218,7 @@ def tune(
         search,
         space,
         objective=objective,
+        direction=direction,
         max_trials=max_trials,
         epochs=epochs,
         directory=directory,
@@ -234,6 +244,7 @@ def tune(
         epochs,
         batch_size,
         objective,
+        direction,
         verbose,
     )
     tuner.run_trial = clock.timed(tuner.run_trial)
@@ -245,7 +256,7 @@ def tune(
         batch_size=batch_size,
         verbose=verbose,
     )
-    trials = collect_trials(tuner, baseline["row"], clock.seconds, widths, epochs)
+    trials = collect_trials(tuner, baseline["row"], clock.seconds, widths, epochs, direction)
     if trials[0] is baseline["row"]:
         student = baseline["load"]()
     else:
@@ -270,6 +281,27 @@ def _check_search_values(**values):
                 f"`{name}` lists the values to search and must hold at least one. Received: {name}={value!r}. "
                 f"Pass e.g. {name}=[{example.get(name, 64)!r}]."
             )
+
+
+def _check_arrays(x, y, validation_data):
+    """Arrays, which the search fingerprints and caches the teacher's
+    outputs beside: a dataset would fail inside KerasTuner."""
+    given = {"x": x, "y": y}
+    if isinstance(validation_data, (tuple, list)):
+        given.update(zip(("x_val", "y_val"), validation_data))
+    for name, value in given.items():
+        if not hasattr(value, "shape") or not hasattr(value, "dtype") or isinstance(value, keras.utils.PyDataset):
+            raise TypeError(
+                f"tune() takes arrays: it computes the teacher's outputs once beside them and fingerprints them "
+                f"to resume a search. Received: {name} of type {type(value).__name__}. For a tf.data dataset of "
+                "(x, y) batches: x, y = map(np.concatenate, zip(*dataset.as_numpy_iterator()))."
+            )
+
+
+def _direction(objective, direction):
+    if direction is None:
+        return "min" if any(word in objective for word in ("loss", "error")) else "max"
+    return check_choice(direction, "direction", ("max", "min"), note="Whether the objective is better higher.")
 
 
 def _check_validation(validation_data, objective):
@@ -321,10 +353,11 @@ class TrialBuilder:
         keras.utils.set_random_seed(self.seed)
         student = self._build(width)
         distiller = Distiller(student=student, teacher=self.teacher)
+        reported = self.metric in ("loss", "student_loss", "distillation_loss")
         distiller.compile(
             optimizer=self.optimizer(),
             loss=self.loss,
-            metrics=[_metric(self.metric)],
+            metrics=[] if reported else [_metric(self.metric)],
             alpha=alpha,
             temperature=temperature,
             distillation_loss=distillation_loss,
@@ -410,17 +443,28 @@ def record_fingerprint(project, found):
 
 
 def make_tuner(
-    keras_tuner, search, hypermodel, *, objective, max_trials, epochs, directory, project_name, overwrite, seed
+    keras_tuner,
+    search,
+    hypermodel,
+    *,
+    objective,
+    direction,
+    max_trials,
+    epochs,
+    directory,
+    project_name,
+    overwrite,
+    seed,
 ):
     """KerasTuner's `RandomSearch` (`max_trials - 1` trials besides the
-    label-only one) or `Hyperband`, maximizing `objective`."""
+    label-only one) or `Hyperband`, optimizing `objective` in `direction`."""
     if search == "random":
         tuner_class, options = keras_tuner.RandomSearch, {"max_trials": max_trials - 1}
     else:
         tuner_class, options = keras_tuner.Hyperband, {"max_epochs": epochs, "factor": 3}
     return tuner_class(
         hypermodel,
-        objective=keras_tuner.Objective(objective, direction="max"),
+        objective=keras_tuner.Objective(objective, direction=direction),
         directory=directory,
         project_name=project_name,
         overwrite=overwrite,
@@ -452,10 +496,12 @@ class TrialClock:
         return timed_run_trial
 
 
-def collect_trials(tuner, baseline_row, seconds, widths, epochs):
-    """Every trial's row, the label-only one included, best first."""
+def collect_trials(tuner, baseline_row, seconds, widths, epochs, direction="max"):
+    """Every trial's row, the label-only one included, best first (a trial
+    without a score last)."""
     trials = [baseline_row] + [_row(trial, seconds, widths, epochs) for trial in tuner.oracle.trials.values()]
-    trials.sort(key=lambda row: -1.0 if row["score"] is None else row["score"], reverse=True)
+    sign = -1.0 if direction == "max" else 1.0
+    trials.sort(key=lambda row: (row["score"] is None, 0.0 if row["score"] is None else sign * row["score"]))
     return trials
 
 
@@ -476,7 +522,9 @@ def _metric(name):
     return name
 
 
-def _baseline(builder, widths, project, overwrite, train, validation, epochs, batch_size, objective, verbose):
+def _baseline(
+    builder, widths, project, overwrite, train, validation, epochs, batch_size, objective, direction, verbose
+):
     """The label-only student, trained once for the full epochs and kept in
     the project directory (its best epoch's weights and score)."""
     width = None if widths is None else list(widths)[-1]
@@ -494,7 +542,7 @@ def _baseline(builder, widths, project, overwrite, train, validation, epochs, ba
     if overwrite or not os.path.exists(record_path):
         distiller = new()
         checkpoint = keras.callbacks.ModelCheckpoint(
-            weights_path, monitor=objective, mode="max", save_best_only=True, save_weights_only=True
+            weights_path, monitor=objective, mode=direction, save_best_only=True, save_weights_only=True
         )
         start = time.perf_counter()
         history = distiller.fit(
@@ -505,7 +553,8 @@ def _baseline(builder, widths, project, overwrite, train, validation, epochs, ba
             callbacks=[checkpoint],
             verbose=verbose,
         )
-        record = {"score": max(history.history[objective]), "seconds": time.perf_counter() - start}
+        best = max if direction == "max" else min
+        record = {"score": best(history.history[objective]), "seconds": time.perf_counter() - start}
         with open(record_path, "w") as f:
             json.dump(record, f)
     with open(record_path) as f:

@@ -36,7 +36,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be a positive number of seeds per experiment. Received: --seeds {args.seeds}.")
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
     import reproductions

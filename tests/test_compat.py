@@ -59,6 +59,7 @@ def test_every_internal_exists_in_the_installed_versions():
     assert not _compat.is_graph_model(keras.layers.Dense(2))
     assert _compat.producing_layer(model.outputs[0]).name == "probabilities"
     assert len(_compat.symbolic_outputs(model)) == 1
+    assert [layer.name for layer in _compat.all_layers(model)][-2:] == ["hidden", "probabilities"]
     shuffled = objects["tf.data.Dataset"].shuffle(4)
     assert any("Shuffle" in op for op in _compat.dataset_operations(shuffled))
     assert not any("Shuffle" in op for op in _compat.dataset_operations(objects["tf.data.Dataset"]))

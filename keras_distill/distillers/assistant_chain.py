@@ -3,7 +3,7 @@
 import keras
 
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill._training.saving import serialize_model
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
@@ -98,8 +98,9 @@ class AssistantChain:
         histories = []
         if self.train_teacher:
             teacher = self._stages.supervised(self.teacher)
-            with weights_kept_on_failure(teacher):
-                histories.append(teacher.fit(x, y, epochs=epochs.pop(0), callbacks=callbacks.pop(0), **kwargs))
+            with guarded(teacher) as guard:
+                stage = guard({"epochs": epochs.pop(0), "callbacks": callbacks.pop(0), **kwargs})
+                histories.append(teacher.fit(x, y, **stage))
         self.distillers = []
         for teacher, student, stage_epochs, stage_callbacks in zip(
             self.models[:-1], self.models[1:], epochs, callbacks

@@ -5,7 +5,7 @@ import inspect
 import keras
 
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill._validate import check_int
 from keras_distill.distillers.stages import StageConfig
 from keras_distill.distillers.stages import per_stage
@@ -88,8 +88,8 @@ class BornAgain:
         callbacks = per_stage_callbacks(callbacks, self.generations)
         self.models = [self._new_model(0)]
         first = self._stages.supervised(self.models[0])
-        with weights_kept_on_failure(first):
-            histories = [first.fit(x, y, epochs=epochs[0], callbacks=callbacks[0], **kwargs)]
+        with guarded(first) as guard:
+            histories = [first.fit(x, y, **guard({"epochs": epochs[0], "callbacks": callbacks[0], **kwargs}))]
         for generation in range(1, self.generations):
             model = self._new_model(generation)
             distiller = self._stages.distiller(model, self.models[-1])
@@ -108,7 +108,7 @@ class BornAgain:
         """
         if not self.models:
             raise ValueError("BornAgain.ensemble() was called before fit().")
-        chosen = [self.models[i] for i in (generations or range(len(self.models)))]
+        chosen = [self.models[index] for index in _generation_indices(generations, len(self.models))]
         names = [model.name for model in chosen]
         if len(set(names)) < len(names):
             raise ValueError(
@@ -121,3 +121,18 @@ class BornAgain:
         ensemble = keras.Model(inputs, outputs, name="born_again_ensemble")
         ensemble.compile(loss="sparse_categorical_crossentropy", metrics=list(metrics))
         return ensemble
+
+
+def _generation_indices(generations, count):
+    """`generations` checked: None for all of them, else a non-empty list of
+    indices of trained generations."""
+    if generations is None:
+        return list(range(count))
+    if isinstance(generations, int) or not isinstance(generations, (list, tuple, range)) or not list(generations):
+        raise ValueError(
+            f"`generations` lists the generations to average: None for all {count}, or a non-empty list of "
+            f"indices below {count}. Received: generations={generations!r}. Use e.g. generations=[1, 2]."
+        )
+    for index in generations:
+        check_int(index, "generations[...]", example=count - 1, at_least=-count, at_most=count - 1)
+    return list(generations)

@@ -17,7 +17,7 @@ from keras import ops
 
 from keras_distill._training import step
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill._validate import check_int
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.losses.dist import DIST
@@ -112,8 +112,8 @@ class CausalLMDistiller(Distiller):
 
     def predict(self, x, *args, **kwargs):
         """The student's logits (`distiller.student.predict`)."""
-        with weights_kept_on_failure(self.student):
-            return self.student.predict(x, *args, **kwargs)
+        with guarded(self.student) as guard:
+            return self.student.predict(x, *args, **guard(kwargs))
 
     def response_terms(self, x, labels, cached, predictions, sample_weight):
         """The two terms over the whole sequence, chunk by chunk, from both

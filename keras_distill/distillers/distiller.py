@@ -585,6 +585,7 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("fit")
+        guards.check_not_held([self.student, *self.teachers], f"{type(self).__name__}.fit()")
         data.check_batch_sizes(kwargs)
         if getattr(x, "shuffles_itself", False):
             # `keras_distill.CachedTeacherOutputs` shuffles its shards and
@@ -609,34 +610,38 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
         validation = data.validation_pair(kwargs)
         if validation is not None:
             self._check_data(*validation)
-        with guards.weights_kept_on_failure(self):
-            return super().fit(x, y, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            return super().fit(x, y, *args, **guard(kwargs))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        if guards.interrupted():
+            return {} if kwargs.get("return_dict") else []  # a fit's validation, after a Ctrl-C
         self._check_compiled("evaluate")
+        guards.check_not_held([self.student, *self.teachers], f"{type(self).__name__}.evaluate()")
         data.check_batch_sizes(kwargs)
         x, y = hub.preprocess_arguments(self.student, x, y, kwargs)
         x = self._check_data(x, y)
-        with guards.weights_kept_on_failure(self):
-            return super().evaluate(x, y, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            return super().evaluate(x, y, *args, **guard(kwargs))
 
     def predict(self, x, *args, **kwargs):
+        guards.check_not_held([self.student], f"{type(self).__name__}.predict()")
         data.check_batch_sizes(kwargs)
         if hub.needs_preprocessing(self.student, x):
             x = hub.preprocess(self.student, x, batch_size=kwargs.pop("batch_size", None))
-        with guards.weights_kept_on_failure(self):
-            return super().predict(x, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            return super().predict(x, *args, **guard(kwargs))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._check_compiled("train_on_batch")
         self._check_data(x, y, class_weight, sample_weight)
-        with guards.weights_kept_on_failure(self):
+        with guards.guarded(self):
             return super().train_on_batch(x, y, sample_weight, class_weight, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._check_compiled("test_on_batch")
         self._check_data(x, y, sample_weight=sample_weight)
-        with guards.weights_kept_on_failure(self):
+        with guards.guarded(self):
             return super().test_on_batch(x, y, sample_weight, return_dict)
 
     def _check_compiled(self, method):
@@ -656,11 +661,18 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
         Returns `x`, or for a generator the same batches (its first was read)."""
         sample = data.Sample(x, y)
         data.check_not_empty(sample, f"{type(self).__name__}.fit()/evaluate()")
-        self.check_sample_weight(x, sample_weight)
+        data.check_sample_weight(sample_weight)
+        tokens = x if data.is_array_data(x) else sample.inputs
         if self.separate_teacher_inputs:
             data.check_teacher_inputs_given(sample)
+            if isinstance(tokens, dict) and set(tokens) == {"student", "teacher"}:
+                data.check_token_ids(tokens["student"], [self.student])
+                data.check_token_ids(tokens["teacher"], self.teachers)
+                data.check_sequence_length(tokens["student"], [self.student])
+                data.check_sequence_length(tokens["teacher"], self.teachers)
         else:
-            data.check_token_ids(x if data.is_array_data(x) else sample.inputs, [self.student, *self.teachers])
+            data.check_token_ids(tokens, [self.student, *self.teachers])
+            data.check_sequence_length(tokens, [self.student, *self.teachers])
             self._check_outputs_on_example(sample)
         if sample.uses_cached_outputs():
             self._check_cached_outputs(sample)
@@ -668,9 +680,6 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
         self._check_labels(sample)
         data.check_finite_inputs(sample.inputs)
         return sample.x
-
-    def check_sample_weight(self, x, sample_weight):
-        """A subclass's checks of `fit`'s `sample_weight` (none here)."""
 
     def _check_outputs_on_example(self, sample):
         """Runs the models on one example where their outputs are not known
@@ -694,6 +703,9 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
             models.check_teacher_shapes(
                 self.teachers, tuple(student_output.shape), self.student.name, self.teacher_classes, shapes
             )
+            if self._teacher_output_kind_arg == "auto":
+                for model, output in zip(self.teachers, teacher_outputs):
+                    models.check_unread_probabilities(model, output)
         self._bind(self._plan, structure)
 
     def _check_cached_outputs(self, sample):
@@ -734,9 +746,12 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
                 f"{sorted(labels)}. Pass y={{name: labels}} for every output named in `loss`, or drop "
                 "their losses."
             )
-        for output in self._plan.trained_on_labels:
-            owner = output.owner(self.student)
-            data.check_labels(labels[output.name], output.hard_loss, self._classes(output.name), owner=owner)
+        for output in self._plan.outputs:
+            owner, classes = output.owner(self.student), self._classes(output.name)
+            if output.hard_loss is not None:
+                data.check_labels(labels[output.name], output.hard_loss, classes, owner=owner)
+            elif output.needs_labels and output.name in labels:
+                data.check_labels_read_by(output.distillation_loss, labels[output.name], classes, owner=owner)
 
     def _classes(self, name):
         """The number of classes of the student's output `name`, or None."""
@@ -763,7 +778,10 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**saving.deserialize_models(config, ("student", "teacher")))
+        config = saving.deserialize_models(config, ("student", "teacher"))
+        if "teacher_outputs" in config:  # its name in files saved before it was renamed
+            config["teacher_output_kind"] = config.pop("teacher_outputs")
+        return cls(**config)
 
     def get_compile_config(self):
         return saving.compile_config(self, self._compiled_with)

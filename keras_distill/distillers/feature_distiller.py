@@ -8,7 +8,7 @@ from keras_distill._training import step
 from keras_distill._training.checks import arguments
 from keras_distill._training.checks import data as data_checks
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
+from keras_distill._training.guards import guarded
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
 from keras_distill._training.projections import build_regressor
@@ -276,8 +276,8 @@ class FeatureDistiller(Distiller):
         if self.compiled:
             compile_kwargs["jit_compile"] = self.jit_compile
         stage.compile(optimizer=optimizer, **compile_kwargs)
-        with weights_kept_on_failure(stage):
-            history = stage.fit(x, y, **kwargs)
+        with guarded(stage) as guard:
+            history = stage.fit(x, y, **guard(kwargs))
         self._feature_stage_done.assign(1.0)
         return history
 

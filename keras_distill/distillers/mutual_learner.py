@@ -4,12 +4,12 @@ import keras
 from keras import ops
 
 from keras_distill._compat import UniqueTorchParameters
+from keras_distill._training import guards
 from keras_distill._training import saving
 from keras_distill._training import step
 from keras_distill._training.checks import arguments
 from keras_distill._training.checks import data as data_checks
 from keras_distill._training.checks import models as checks
-from keras_distill._training.guards import weights_kept_on_failure
 from keras_distill._training.hyperparameters import add_hyperparameter
 from keras_distill._training.hyperparameters import as_float
 from keras_distill._training.peer_optimizer import PeerOptimizer
@@ -192,20 +192,22 @@ class MutualLearner(UniqueTorchParameters, keras.Model):
         validation = data_checks.validation_pair(kwargs)
         if validation is not None:
             self._check_data(*validation)
-        with weights_kept_on_failure(self):
-            return super().fit(x, y, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            return super().fit(x, y, *args, **guard(kwargs))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        if guards.interrupted():
+            return {} if kwargs.get("return_dict") else []  # a fit's validation, after a Ctrl-C
         data_checks.check_batch_sizes(kwargs)
         x = self._check_data(x, y)
-        with weights_kept_on_failure(self):
-            return super().evaluate(x, y, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            return super().evaluate(x, y, *args, **guard(kwargs))
 
     def predict(self, x, *args, peer=None, **kwargs):
         """Every peer's predictions (a list), or one peer's: `peer` is its
         index or name."""
-        with weights_kept_on_failure(self):
-            outputs = super().predict(x, *args, **kwargs)
+        with guards.guarded(self) as guard:
+            outputs = super().predict(x, *args, **guard(kwargs))
         return outputs if peer is None else outputs[self._peer_index(peer)]
 
     def _peer_index(self, peer):

@@ -11,12 +11,10 @@ distributions on the generated tokens only.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_distill import _compat
 from keras_distill._training import step
-from keras_distill._training.checks import data as data_checks
 from keras_distill._training.checks import models as checks
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
@@ -171,24 +169,6 @@ class OnPolicyDistiller(Distiller):
             distillation_loss=distillation_loss,
             **kwargs,
         )
-
-    def check_sample_weight(self, x, sample_weight):
-        """Some row must leave a position to generate: a row whose per-token
-        weights are all 0 is a prompt that fills the whole sequence. Such
-        rows among others weigh 0, as in every distiller; data made only of
-        them would train on nothing with a loss of 0."""
-        if sample_weight is None or data_checks.is_dataset(x):
-            return
-        weights = np.asarray(keras.ops.convert_to_numpy(sample_weight))
-        if weights.ndim < 2:
-            return
-        if len(weights) and not np.any(weights != 0):
-            raise ValueError(
-                f"None of the {len(weights)} rows has a position to learn (the per-token sample_weight is 0 "
-                "everywhere): every prompt fills the whole sequence, so the student has nothing to generate and "
-                "fit would train on nothing with a loss of 0. Shorten the prompts or raise the sequence length "
-                "(keras-hub preprocessors: sequence_length)."
-            )
 
     def batch_to_learn(self, x, y_pred, sample_weight, training=True):
         """In training, with probability `lmbda`, the student's own

@@ -50,12 +50,31 @@ def soften(logits, temperature):
     return ops.log_softmax(logits / temperature, axis=-1)
 
 
-def tempered(divergence, teacher_logits, student_logits, temperature):
+def check_logit_shapes(teacher_logits, student_logits, loss_name):
+    """Raises a `ValueError` unless the two models' logits have one shape
+    (sizes not known until the step match any)."""
+    teacher_shape, student_shape = (
+        tuple(value.shape) if hasattr(value, "shape") else ops.shape(ops.convert_to_tensor(value))
+        for value in (teacher_logits, student_logits)
+    )
+    if len(teacher_shape) == len(student_shape) and all(
+        t is None or s is None or t == s for t, s in zip(teacher_shape, student_shape)
+    ):
+        return
+    raise ValueError(
+        f"{loss_name} compares the teacher's and the student's logits class by class, so they need one shape. "
+        f"Received: teacher_logits of shape {teacher_shape} and student_logits of shape {student_shape}. Give "
+        "both models the same number of classes (and the same leading axes)."
+    )
+
+
+def tempered(divergence, teacher_logits, student_logits, temperature, name="The loss"):
     """`T^2 * divergence(log p_teacher, log p_student)`, both softened at T.
 
     The one place where the softmax-based losses apply Hinton et al.'s T^2
     factor, which keeps the gradients' scale independent of T.
     """
+    check_logit_shapes(teacher_logits, student_logits, name)
     temperature = ops.cast(temperature, "float32")
     value = divergence(soften(teacher_logits, temperature), soften(student_logits, temperature))
     return ops.square(temperature) * value

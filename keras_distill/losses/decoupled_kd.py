@@ -66,7 +66,7 @@ def decoupled_kd_per_example(teacher_logits, student_logits, labels, *, alpha=1.
         target_kd, non_target_kd = _decoupled_divergences(teacher_log_probs, student_log_probs, labels)
         return alpha * target_kd + beta * non_target_kd
 
-    return tempered(divergence, teacher_logits, student_logits, temperature)
+    return tempered(divergence, teacher_logits, student_logits, temperature, "decoupled_kd")
 
 
 def decoupled_kd(teacher_logits, student_logits, labels, *, alpha=1.0, beta=8.0, temperature=4.0):

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_distill._validate import check_number
 from keras_distill.losses.base import LogitLoss
+from keras_distill.losses.base import check_logit_shapes
 from keras_distill.losses.base import soften
 
 # The authors' floor in the cosine similarity.
@@ -28,6 +29,7 @@ def _relations(teacher_logits, student_logits, temperature):
     """`(inter, intra)`: per-example `1 - pearson` over classes, and the
     batch's `1 - mean over classes of pearson` over examples, both times T^2.
     Leading axes beyond the batch (tokens) are flattened into it."""
+    check_logit_shapes(teacher_logits, student_logits, "dist")
     temperature = ops.cast(temperature, "float32")
     classes = teacher_logits.shape[-1]
     teacher = ops.exp(soften(ops.reshape(teacher_logits, (-1, classes)), temperature))

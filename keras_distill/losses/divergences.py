@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_distill._validate import check_number
 from keras_distill.losses.base import LogitLoss
+from keras_distill.losses.base import check_logit_shapes
 from keras_distill.losses.base import kl_from_log_probs
 from keras_distill.losses.base import tempered
 from keras_distill.losses.soft_targets import _SoftTargetLoss
@@ -29,6 +30,7 @@ def soft_target_reverse_kl(teacher_logits, student_logits, *, temperature=1.0):
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
+    check_logit_shapes(teacher_logits, student_logits, "soft_target_reverse_kl")
     return soft_target_kl_divergence(student_logits, teacher_logits, temperature=temperature)
 
 
@@ -64,7 +66,7 @@ def generalized_jsd(teacher_logits, student_logits, *, beta=0.5, temperature=1.0
             student_log_probs, mixture_log_probs
         )
 
-    return tempered(divergence, teacher_logits, student_logits, temperature)
+    return tempered(divergence, teacher_logits, student_logits, temperature, "generalized_jsd")
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")

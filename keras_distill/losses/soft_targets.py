@@ -24,7 +24,7 @@ def soft_target_kl_divergence(teacher_logits, student_logits, *, temperature=1.0
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    return tempered(kl_from_log_probs, teacher_logits, student_logits, temperature)
+    return tempered(kl_from_log_probs, teacher_logits, student_logits, temperature, "soft_target_kl_divergence")
 
 
 def soft_target_cross_entropy(teacher_logits, student_logits, *, temperature=1.0):
@@ -41,7 +41,7 @@ def soft_target_cross_entropy(teacher_logits, student_logits, *, temperature=1.0
     Returns:
         A float32 tensor of shape `teacher_logits.shape[:-1]`.
     """
-    return tempered(_cross_entropy, teacher_logits, student_logits, temperature)
+    return tempered(_cross_entropy, teacher_logits, student_logits, temperature, "soft_target_cross_entropy")
 
 
 def _cross_entropy(teacher_log_probs, student_log_probs):
@@ -166,7 +166,7 @@ class SoftenedLoss(LogitLoss):
             values = self.loss.call(ops.exp(teacher_log_probs), ops.exp(student_log_probs))
             return ops.cast(values, "float32")
 
-        return tempered(divergence, y_true, y_pred, self.temperature)
+        return tempered(divergence, y_true, y_pred, self.temperature, type(self).__name__)
 
     def get_config(self):
         config = super().get_config()

@@ -215,6 +215,40 @@ def _check_class_indices(labels, loss, classes, owner):
         )
 
 
+def check_labels_read_by(loss, labels, classes, *, owner="the student"):
+    """Labels a distillation loss reads itself (`DecoupledKD` separates the
+    target class with them), with no hard-label loss to check them: class
+    indices below `classes` (or one-hot rows), whole numbers. A negative
+    index is documented to mark an unlabeled example. Reads every label,
+    as `check_labels` does."""
+    if labels is None or classes is None:
+        return
+    labels = np.asarray(keras.ops.convert_to_numpy(labels))
+    if labels.ndim >= 2 and labels.shape[-1] == classes:
+        return
+    name = type(loss).__name__
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError(
+            f"distillation_loss={name} reads the labels, and {int(np.sum(~np.isfinite(labels)))} are NaN or "
+            "infinite. Remove those examples, or mark them unlabeled with -1."
+        )
+    fractional = labels[labels != np.round(labels)] if labels.dtype.kind == "f" else labels[:0]
+    if fractional.size:
+        raise ValueError(
+            f"distillation_loss={name} reads the labels as class indices, but {fractional.size} are not whole "
+            f"numbers, e.g. {_examples(fractional)}; they would be truncated. Pass integer class indices in "
+            f"[0, {classes})."
+        )
+    if labels.size and labels.max() >= classes:
+        above = labels[labels >= classes]
+        raise ValueError(
+            f"distillation_loss={name} reads the labels as class indices of {owner}, which has {classes} classes "
+            f"(0 to {classes - 1}), but {above.size} are above: {_examples(above)}. It would treat them as "
+            "unlabeled, silently. Give the student as many output units as there are classes, or mark unlabeled "
+            "examples with -1."
+        )
+
+
 def _looks_one_hot(labels):
     return bool(np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1))
 
@@ -261,6 +295,45 @@ def check_token_ids(x, models):
             f"{size - 1}): {values}. Tokenize with that model's own tokenizer (or preprocessor), or give the "
             "models a vocabulary that holds every id."
         )
+
+
+def check_sequence_length(x, models):
+    """Refuses token sequences longer than a keras-hub model's learned
+    positions (`max_sequence_length`), whose position embedding would fail
+    deep inside the step ("Paddings must be non-negative" on TensorFlow)."""
+    if not isinstance(x, dict) or "token_ids" not in x:
+        return
+    length = np.shape(x["token_ids"])[-1] if len(np.shape(x["token_ids"])) > 1 else None
+    for model in models:
+        limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
+        if length is not None and isinstance(limit, int) and length > limit:
+            raise ValueError(
+                f"The sequences have {length} tokens, but {model.name!r} has positions for {limit} "
+                f"(max_sequence_length={limit}). Cut them to at most {limit} tokens (a keras-hub preprocessor's "
+                f"sequence_length={limit}), or use a model built with max_sequence_length >= {length}."
+            )
+
+
+def check_sample_weight(sample_weight):
+    """Refuses a `sample_weight` that is 0 everywhere: `fit` would train on
+    nothing, with a loss of 0. Reads every weight (one per example, or per
+    token): only all of them say it."""
+    if sample_weight is None or not is_array_data(sample_weight):
+        return
+    weights = np.asarray(keras.ops.convert_to_numpy(sample_weight))
+    if weights.size == 0 or np.any(weights != 0):
+        return
+    if weights.ndim >= 2:
+        raise ValueError(
+            f"None of the {len(weights)} rows has a position to learn (the per-token sample_weight is 0 "
+            "everywhere): fit would train on nothing, with a loss of 0. Give weight to the tokens to learn. Data "
+            "from generate_distillation_data or a keras-hub preprocessor weighs 0 everywhere when every prompt "
+            "fills the whole sequence: shorten the prompts or raise the sequence length."
+        )
+    raise ValueError(
+        f"Every sample_weight is 0 (of {len(weights)} examples): fit would train on nothing, with a loss of 0. "
+        "Give a positive weight to the examples to learn."
+    )
 
 
 def check_finite_inputs(x, what="inputs"):

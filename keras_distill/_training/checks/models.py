@@ -8,6 +8,7 @@ received and how to fix it.
 """
 
 import keras
+import numpy as np
 
 from keras_distill import _compat
 from keras_distill._training import outputs
@@ -89,6 +90,11 @@ def refuse_constructor_arguments(owner, kwargs):
         "distillation_loss_weights": "compile(distillation_loss_weights=...)",
         "student_loss_weight": "compile(alpha=...) (or its alias compile(student_loss_weight=...))",
     }
+    if "teacher_outputs" in kwargs:
+        raise TypeError(
+            f"{owner}() takes no `teacher_outputs`: it was renamed `teacher_output_kind`. Received: "
+            f"teacher_outputs={kwargs['teacher_outputs']!r}. Use teacher_output_kind={kwargs['teacher_outputs']!r}."
+        )
     given = [name for name in moved if name in kwargs]
     if given:
         raise TypeError(
@@ -169,6 +175,25 @@ def output_kind(model, teacher_output_kind, name=None):
     if teacher_output_kind != "auto":
         return teacher_output_kind
     return "probabilities" if ends_with_softmax(model, name) else "logits"
+
+
+def check_unread_probabilities(teacher, output):
+    """A subclassed teacher, whose last layer `teacher_output_kind="auto"`
+    cannot read, must not return what looks like probabilities (every row
+    of its output on an example in [0, 1], summing to 1): it would be
+    distilled as logits without a word."""
+    if outputs.of_model(teacher) is not None:
+        return
+    values = np.asarray(keras.ops.convert_to_numpy(output), dtype="float64")
+    if values.size == 0 or not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        return
+    if np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        raise ValueError(
+            f"The teacher {teacher.name!r} is a subclassed model, so teacher_output_kind='auto' cannot read its "
+            "last layer, and on an example its outputs look like probabilities (in [0, 1], each row summing "
+            "to 1). Say what it returns: teacher_output_kind='probabilities' (they are turned back into logits), "
+            "or teacher_output_kind='logits' if they are logits."
+        )
 
 
 def check_student(student):
