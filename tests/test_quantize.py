@@ -74,6 +74,26 @@ def test_recovery_by_distillation_moves_the_quantized_student_toward_the_teacher
     assert distance(recovered) < distance(post_training)
 
 
+@pytest.mark.parametrize("method", ["lora", "qat"])
+def test_recovery_follows_the_teacher_not_the_labels(trained, digits, method):
+    # Labels that the teacher contradicts: a recovery from the labels alone
+    # (alpha=1, the teacher ignored) would move away from the teacher.
+    teacher, student = trained
+    (x, y), (x_test, _) = digits
+    shifted = (y + 1) % 10
+    post_training = kd.quantize_student(student, mode="int4", method="ptq")
+    recovered = kd.quantize_student(
+        student, teacher, x, shifted, mode="int4", method=method, epochs=3, alpha=0.0, temperature=1.0
+    )
+    target = teacher.predict(x_test, verbose=0).argmax(-1)
+
+    def agreement(model):
+        return float(np.mean(model.predict(x_test, verbose=0).argmax(-1) == target))
+
+    assert agreement(recovered) >= agreement(post_training)
+    assert agreement(recovered) > 0.5, agreement(recovered)
+
+
 def test_fake_quantization_computes_what_the_int8_layer_computes(digits):
     (x, _), _ = digits
     layer = keras.layers.Dense(12)

@@ -17,9 +17,10 @@ class BornAgain:
 
     Generation 0 is trained on the labels; generation k > 0 is a fresh
     model of the same architecture distilled from generation k - 1 (frozen)
-    with a `keras_distill.Distiller`. Every generation is kept;
-    `ensemble()` averages their predicted probabilities, as the paper's
-    BAN ensembles do.
+    with a `keras_distill.Distiller`. Every generation is kept (`models`),
+    with the distiller that taught it (`distillers[k - 1]` taught
+    generation k); `ensemble()` averages their predicted probabilities, as
+    the paper's BAN ensembles do.
 
     Args:
         build_model: A function returning a new, untrained `keras.Model`
@@ -57,6 +58,7 @@ class BornAgain:
         self.build_model = build_model
         self.generations = check_int(generations, "generations", example=3, at_least=2)
         self.models = []
+        self.distillers = []
         self._stages = StageConfig()
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
@@ -86,7 +88,7 @@ class BornAgain:
         self._stages.check(type(self).__name__)
         epochs = per_stage(epochs, self.generations, "epochs")
         callbacks = per_stage_callbacks(callbacks, self.generations)
-        self.models = [self._new_model(0)]
+        self.models, self.distillers = [self._new_model(0)], []
         first = self._stages.supervised(self.models[0])
         with guarded(first) as guard:
             histories = [first.fit(x, y, **guard({"epochs": epochs[0], "callbacks": callbacks[0], **kwargs}))]
@@ -94,6 +96,7 @@ class BornAgain:
             model = self._new_model(generation)
             distiller = self._stages.distiller(model, self.models[-1])
             self.models.append(model)
+            self.distillers.append(distiller)
             histories.append(distiller.fit(x, y, epochs=epochs[generation], callbacks=callbacks[generation], **kwargs))
         return histories
 

@@ -4,6 +4,7 @@ import pytest
 
 import keras_distill as kd
 from tests.conftest import make_mlp
+from tests.conftest import numpy_kl
 
 SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -22,6 +23,14 @@ def test_born_again_generations_and_ensemble(digits, tmp_path):
     )
     histories = born_again.fit(x, y, epochs=[3, 2, 2], verbose=0)
     assert built == [0, 1, 2] and len(histories) == 3 and len(born_again.models) == 3
+    # Each generation is taught by the one before it, not by generation 0.
+    assert [(d.teacher, d.student) for d in born_again.distillers] == [
+        (born_again.models[0], born_again.models[1]),
+        (born_again.models[1], born_again.models[2]),
+    ]
+    logs = born_again.distillers[1].evaluate(x_test, y_test, batch_size=len(x_test), verbose=0, return_dict=True)
+    teacher, student = (born_again.models[k].predict(x_test, verbose=0) for k in (1, 2))
+    np.testing.assert_allclose(logs["distillation_loss"], numpy_kl(teacher, student, 2.0).mean(), rtol=1e-4)
     assert "distillation_loss" not in histories[0].history and "distillation_loss" in histories[1].history
     ensemble = born_again.ensemble()
     probabilities = ensemble.predict(x_test, verbose=0)

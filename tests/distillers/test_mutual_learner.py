@@ -39,6 +39,23 @@ def test_each_peers_loss_equals_numpy(digits):
         np.testing.assert_allclose(logs[key], value, rtol=1e-5, err_msg=key)
 
 
+def test_each_peers_loss_weighs_its_examples(digits):
+    # Both terms of a peer's loss, the labels' and the mimicry, are means
+    # over the examples weighted by sample_weight.
+    (x, y), _ = digits
+    x, y = x[:64], y[:64]
+    weights = np.random.default_rng(3).uniform(0.0, 2.0, 64).astype("float32")
+    peers = cohort()
+    learner = kd.MutualLearner(peers, temperature=3.0)
+    learner.compile(optimizer="sgd", loss=SCCE)
+    z = [logits(peer, x) for peer in peers]
+    logs = learner.evaluate(x, y, sample_weight=weights, batch_size=len(x), verbose=0, return_dict=True)
+    for k, peer in enumerate(peers):
+        hard = np.sum(weights * numpy_sparse_ce(y, z[k])) / len(x)
+        mimicry = np.mean([np.sum(weights * numpy_kl(z[j], z[k], 3.0)) / len(x) for j in range(3) if j != k])
+        np.testing.assert_allclose(logs[f"{peer.name}_loss"], hard + mimicry, rtol=1e-5, err_msg=peer.name)
+
+
 @pytest.mark.parametrize("jit_compile", [False, "auto"])
 def test_a_peer_gets_gradient_from_its_own_loss_only(digits, jit_compile):
     """One SGD step of the cohort moves each peer exactly as a Distiller

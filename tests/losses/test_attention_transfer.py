@@ -11,8 +11,8 @@ def _numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def numpy_attention(f):
-    q = (np.abs(f) ** 2).mean(axis=-1).reshape(len(f), -1)
+def numpy_attention(f, p=2):
+    q = (np.abs(f) ** p).mean(axis=-1).reshape(len(f), -1)
     return q / np.linalg.norm(q, axis=-1, keepdims=True)
 
 
@@ -31,3 +31,17 @@ def test_attention_transfer():
     loss.check_shapes(t.shape, s.shape)
     with pytest.raises(ValueError, match="same spatial size"):
         loss.check_shapes(t.shape, (3, 2, 2, 8))
+
+
+@pytest.mark.parametrize("p", [1, 4])
+def test_attention_transfer_at_another_exponent(p):
+    t, s = RNG.normal(size=(3, 4, 4, 8)), RNG.normal(size=(3, 4, 4, 2))
+    expected = ((numpy_attention(t, p) - numpy_attention(s, p)) ** 2).mean(axis=-1)
+    np.testing.assert_allclose(
+        _numpy(kd.losses.attention_transfer(t, s, p=p, data_format="channels_last")), expected, rtol=1e-5
+    )
+    loss = kd.losses.AttentionTransfer.from_config(
+        kd.losses.AttentionTransfer(p=p, data_format="channels_last").get_config()
+    )
+    np.testing.assert_allclose(_numpy(loss(t, s)), expected.mean(), rtol=1e-5)
+    assert not np.allclose(expected, ((numpy_attention(t) - numpy_attention(s)) ** 2).mean(axis=-1))
