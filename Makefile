@@ -13,7 +13,7 @@ FORTUNES := /usr/share/games/fortunes
 # 129 s on JAX (an MLP epoch: 5.0 s, 5.9 s, 3.3 s), so TensorFlow is fastest.
 DEMO_BACKEND ?= tensorflow
 
-.PHONY: install data demo demo-quick reproduce lint format notebooks test docs dist clean
+.PHONY: install data demo demo-quick reproduce lint format notebooks test docs dist wheel mutation clean
 
 install: $(STAMP)
 
@@ -84,5 +84,20 @@ dist: install
 	$(PY) -m build --no-isolation --outdir dist .
 	$(PY) -m twine check dist/*
 
+# The wheel alone, to install elsewhere: only `build` is installed (into
+# .build-venv), not the development environment.
+wheel:
+	$(PYTHON) -m venv .build-venv
+	.build-venv/bin/python -m pip install --quiet build
+	.build-venv/bin/python -m build --wheel --outdir dist .
+
+# Mutation testing of the losses and one training step (mutmut, JAX), its
+# settings in pyproject.toml: about 3 hours on 2 cores, so not in CI.
+mutation: install
+	$(PY) -m pip install --quiet mutmut==3.8.1
+	rm -rf mutants
+	KERAS_BACKEND=jax $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) distill-output *.egg-info site dist build
+	rm -rf $(VENV) .build-venv distill-output *.egg-info site dist build mutants

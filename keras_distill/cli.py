@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from keras_distill import __version__
 from keras_distill._defaults import DEFAULT_ALPHA
 from keras_distill._defaults import DEFAULT_TEMPERATURE
 
@@ -51,6 +52,7 @@ def build_parser():
         prog="keras-distill",
         description="Knowledge distillation for Keras 3, from a shell.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     distill = commands.add_parser(
         "distill",

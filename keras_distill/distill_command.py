@@ -318,6 +318,19 @@ def run_distill(
             result.table,
         ]
     else:
+        # The same student from the same weights on the labels alone, for the
+        # "vs scratch" column.
+        alone = keras.models.clone_model(student)
+        alone.set_weights(student.get_weights())
+        alone.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        _, seconds = timed_fit(
+            alone, x_train_s, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose, validation_split=0.1
+        )
+        rows.append(result_row("student on the labels alone", alone, x_test_s, y_test, seconds, batch_size))
         distiller = Distiller(student=student, teacher=teacher)
         distiller.compile(
             optimizer="adam",
@@ -329,7 +342,7 @@ def run_distill(
         _, seconds = timed_fit(
             distiller, x_train_s, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose, validation_split=0.1
         )
-        rows.append(result_row("distilled student", student, x_test_s, y_test, seconds, batch_size))
+        rows.append(result_row("distilled student", student, x_test_s, y_test, seconds, batch_size, scratch=rows[-1]))
         notes = [f"{epochs} epochs, alpha={alpha}, temperature={temperature}, backend {keras.backend.backend()}."]
     save_results(rows, student, output, f"keras_distill distill on {data}", notes)
     deploy_student(

@@ -39,7 +39,7 @@ if importlib.util.find_spec("keras_distill") is None:
     if installed.returncode != 0:
         print(
             f"keras-distill could not be installed from {source!r}: it is not on the package index yet.\n"
-            "To run this notebook in Colab: in a clone of the repository run `make dist`, upload\n"
+            "To run this notebook in Colab: in a clone of the repository run `make wheel`, upload\n"
             "dist/keras_distill-0.1.0-py3-none-any.whl to this session (the Files pane), run\n"
             "%env KERAS_DISTILL_SOURCE=/content/keras_distill-0.1.0-py3-none-any.whl\n"
             "in a new cell, then run all cells again."
@@ -66,18 +66,22 @@ print("Keras", keras.__version__, "backend:", keras.backend.backend())
 
 # %%
 def load_fashion_mnist():
-    """tensorflow-datasets when it can be reached, the local loader otherwise."""
-    if os.environ.get("KERAS_DISTILL_OFFLINE") != "1":
-        try:
-            import tensorflow_datasets as tfds
+    """The local files when they are found (no network needed), else
+    tensorflow-datasets (Colab), else Keras' own download."""
+    try:
+        return kd.datasets.load_fashion_mnist(normalize=True, download=False)
+    except FileNotFoundError:
+        pass
+    try:
+        import tensorflow_datasets as tfds
 
-            (x_train, y_train), (x_test, y_test) = tfds.as_numpy(
-                tfds.load("fashion_mnist", split=["train", "test"], batch_size=-1, as_supervised=True)
-            )
-            print("Fashion-MNIST from tensorflow-datasets")
-            return (x_train[..., 0] / 255.0, y_train), (x_test[..., 0] / 255.0, y_test)
-        except Exception as error:  # offline, or tfds missing
-            print(f"tensorflow-datasets unavailable ({type(error).__name__}); using the local loader")
+        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(
+            tfds.load("fashion_mnist", split=["train", "test"], batch_size=-1, as_supervised=True)
+        )
+        print("Fashion-MNIST from tensorflow-datasets")
+        return (x_train[..., 0] / 255.0, y_train), (x_test[..., 0] / 255.0, y_test)
+    except Exception as error:  # tfds missing or unreachable
+        print(f"tensorflow-datasets unavailable ({type(error).__name__}); downloading with Keras")
     return kd.datasets.load_fashion_mnist(normalize=True)
 
 

@@ -43,7 +43,7 @@ if importlib.util.find_spec("keras_distill") is None:
     if installed.returncode != 0:
         print(
             f"keras-distill could not be installed from {source!r}: it is not on the package index yet.\n"
-            "To run this notebook in Colab: in a clone of the repository run `make dist`, upload\n"
+            "To run this notebook in Colab: in a clone of the repository run `make wheel`, upload\n"
             "dist/keras_distill-0.1.0-py3-none-any.whl to this session (the Files pane), run\n"
             "%env KERAS_DISTILL_SOURCE=/content/keras_distill-0.1.0-py3-none-any.whl\n"
             "in a new cell, then run all cells again."

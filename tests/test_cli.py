@@ -6,6 +6,7 @@ import sys
 import keras
 import numpy as np
 
+import keras_distill as kd
 from tests.conftest import BACKEND
 from tests.conftest import make_pair
 
@@ -111,6 +112,12 @@ def test_distill_saved_models(tmp_path):
         output,
     )
     assert "distilled student" in stdout
+    # The same student on the labels alone, the row "vs scratch" compares with.
+    header = next(line for line in stdout.splitlines() if line.startswith("| model"))
+    column = [cell.strip() for cell in header.split("|")].index("vs scratch")
+    rows = {row.split("|")[1].strip(): row.split("|") for row in table_rows(stdout)}
+    change = rows["distilled student"][column].strip()
+    assert "student on the labels alone" in rows and change.endswith("%"), rows
     distilled = keras.saving.load_model(os.path.join(output, "student.keras"))
     assert not all(np.array_equal(a, b) for a, b in zip(distilled.get_weights(), student.get_weights()))
     stdout = run_cli(
@@ -176,6 +183,8 @@ def test_help_answers_at_once_without_a_backend():
     assert "Epochs of distillation (default 10)" in result.stdout
     assert "Weight of the hard-label loss (default 0.5)" in result.stdout
     assert "Softmax temperature (default 2.0)" in result.stdout
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0 and result.stdout.strip() == f"keras-distill {kd.__version__}", result.stdout
     # No Keras backend is imported: Python's import log names none.
     imports = subprocess.run(
         [script, "--help"], capture_output=True, text=True, timeout=60, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}

@@ -28,7 +28,14 @@ def test_the_readme_is_short_and_names_the_two_commands():
         text = f.read()
     assert len(text.splitlines()) <= 200
     assert "make demo" in text and "make test" in text
-    assert len(python_block("README.md", "## Quickstart").strip().splitlines()) <= 15
+    quickstart = python_block("README.md", "## Quickstart")
+    assert len(quickstart.strip().splitlines()) <= 40
+    # The same code as examples/quickstart.py, which the docs' first page includes and
+    # tests/test_packaging.py runs as written, from the installed wheel.
+    with open(os.path.join(ROOT, "examples", "quickstart.py")) as f:
+        assert quickstart == f.read()
+    with open(os.path.join(ROOT, "docs", "index.md")) as f:
+        assert '--8<-- "examples/quickstart.py"' in f.read()
     for wording in ("before this change", "Since 20", "An earlier version", "now trains"):
         assert wording not in text
 
@@ -50,8 +57,6 @@ def small_fashion_mnist(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "path, heading, max_lines",
     [
-        ("README.md", "## Quickstart", 15),
-        ("docs/index.md", "## A first distillation", 35),
         ("docs/guides/distillation-that-pays.md", "# Distillation that pays", 35),
         ("docs/guides/feature-distillation.md", "# Feature distillation", 35),
         ("docs/guides/online-and-multi-teacher.md", "# Several teachers", 35),
@@ -69,6 +74,40 @@ def test_documented_example_runs(small_fashion_mnist, path, heading, max_lines):
     assert (small_fashion_mnist / "student.keras").exists()
 
 
+def public_names():
+    """Every public name a user reaches: `keras_distill.__all__`, the public
+    classes and functions of its modules there (`losses` with what it
+    gathers from its files) and of `keras_distill.export`, and what `tune`
+    returns."""
+    import importlib
+    import inspect
+
+    names = ["keras_distill.tuning.TuneResult"]
+    modules = [importlib.import_module("keras_distill.export")]
+    for name in kd.__all__:
+        value = getattr(kd, name)
+        if inspect.ismodule(value):
+            modules.append(value)
+        else:
+            names.append(f"keras_distill.{name}")
+    for module in modules:
+        for name, value in vars(module).items():
+            origin = getattr(value, "__module__", "") or ""
+            if name.startswith("_") or not (inspect.isclass(value) or inspect.isfunction(value)):
+                continue
+            if origin == module.__name__ or (module is kd.losses and origin.startswith("keras_distill.losses")):
+                names.append(f"{module.__name__}.{name}")
+    return names
+
+
+def test_public_names_cover_the_losses_features_and_export():
+    names = public_names()
+    assert len(names) > 70
+    for name in ("keras_distill.losses.SoftTargetKLDivergence", "keras_distill.features.build_feature_extractor"):
+        assert name in names
+    assert "keras_distill.export.export_saved_model" in names and "keras_distill.Distiller" in names
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="the site is the same on every backend: built once, on JAX")
 def test_the_docs_site_builds_strictly(tmp_path):
     mkdocs = os.path.join(os.path.dirname(sys.executable), "mkdocs")
@@ -82,7 +121,11 @@ def test_the_docs_site_builds_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
-    # The reference is generated from the docstrings.
+    # The reference is generated from the docstrings, one entry per public name.
     assert "Trains a student to match a frozen teacher" in api
+    missing = [name for name in public_names() if f'id="{name}"' not in api]
+    assert not missing, f"not in docs/api.md: {missing}"
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "y_few" in index and "8&lt;" not in index  # the quickstart, included
     for page in ("guides/distillation-that-pays", "guides/migrating", "reproductions", "benchmarks"):
         assert (tmp_path / "site" / page / "index.html").exists(), page

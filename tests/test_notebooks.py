@@ -93,7 +93,7 @@ def test_the_setup_cell_says_how_to_install_and_stops_without_a_traceback(tmp_pa
         env={**os.environ, "KERAS_DISTILL_SOURCE": str(tmp_path / "missing.whl")},
     )
     assert result.returncode == 1
-    assert "could not be installed from" in result.stdout and "make dist" in result.stdout
+    assert "could not be installed from" in result.stdout and "make wheel" in result.stdout
     assert "KERAS_DISTILL_SOURCE" in result.stdout
     assert "Traceback" not in result.stderr
     assert "keras-distill is not installed: see the message above." in result.stderr

@@ -84,7 +84,9 @@ def test_the_wheel_holds_the_library_alone_and_runs_the_quickstart(tmp_path):
     assert install.returncode == 0, install.stderr[-3000:]
     text = open(os.path.join(ROOT, "README.md")).read()
     quickstart = re.search(r"## Quickstart\n.*?```python\n(.*?)```", text, re.S).group(1)
-    code = re.sub(r"epochs=\d+", "epochs=1", quickstart) + "\nprint('FROM', kd.__file__)\n"
+    code = quickstart + "\nprint('FROM', kd.__file__)\n"  # as written: the data is what is made small
+    data = tmp_path / "small-fashion-mnist"
+    _small_fashion_mnist(data)
     run = tmp_path / "run"
     run.mkdir()
     result = subprocess.run(
@@ -93,8 +95,113 @@ def test_the_wheel_holds_the_library_alone_and_runs_the_quickstart(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(site)},
+        env={**os.environ, "PYTHONPATH": str(site), "KERAS_DISTILL_DATA": str(data)},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert f"FROM {site}" in result.stdout
+    for line in ("teacher, every label: ", "from scratch: ", "distilled: "):
+        assert re.search(line + r"\d+\.\d\d% test accuracy", result.stdout), result.stdout
+    assert re.search(r"^\d+ s$", result.stdout, re.M), result.stdout
     assert (run / "student.keras").exists()
+
+
+def _small_fashion_mnist(directory, train=3000, test=500):
+    """Fashion-MNIST's four IDX files, cut to `train` and `test` examples,
+    in `directory`: what `KERAS_DISTILL_DATA` points the loader at."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    import keras_distill as kd
+
+    (x, y), (x_test, y_test) = kd.datasets.load_fashion_mnist()
+    directory.mkdir()
+    arrays = {
+        "train-images-idx3-ubyte.gz": x[:train],
+        "train-labels-idx1-ubyte.gz": y[:train],
+        "t10k-images-idx3-ubyte.gz": x_test[:test],
+        "t10k-labels-idx1-ubyte.gz": y_test[:test],
+    }
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array, dtype=np.uint8)
+        header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+        with gzip.open(directory / name, "wb") as f:
+            f.write(header + array.tobytes())
+
+
+# The distribution of each optional module the package imports (lazily,
+# inside the function that needs it), and the extra that must install it for
+# each file. Keras' backends come with the `tensorflow`, `jax`, `torch` extras.
+DISTRIBUTIONS = {
+    "tensorflow": "tensorflow-cpu",
+    "absl": "tensorflow-cpu",
+    "keras_tuner": "keras-tuner",
+    "keras_hub": "keras-hub",
+    "ai_edge_litert": "ai-edge-litert",
+    "onnxruntime": "onnxruntime",
+    "sklearn": "scikit-learn",
+    "tensorflow_datasets": "tensorflow-datasets",
+}
+EXTRA_OF = {
+    "keras_distill/export.py": "export",
+    "keras_distill/tuning.py": "tune",
+    "keras_distill/datasets.py": "data",
+    "keras_distill/sequence_data.py": "hub",
+    "keras_distill/_training/hub.py": "hub",
+    "keras_distill/teacher_cache.py": "tensorflow",
+    "keras_distill/_training/step.py": "tensorflow",
+    "keras_distill/_compat.py": "tensorflow",
+}
+STANDARD = {"keras", "numpy", "keras_distill", "torch", "jax"} | set(sys.stdlib_module_names)
+# keras-hub requires tensorflow-text, which requires TensorFlow: [hub] has it.
+THROUGH = {("hub", "tensorflow-cpu"): "keras-hub"}
+
+
+def _optional_imports():
+    """`{file: {top-level module}}` of the package's imports outside the
+    standard library, Keras and NumPy."""
+    import ast
+
+    found = {}
+    for directory, _, names in os.walk(os.path.join(ROOT, "keras_distill")):
+        for name in (name for name in names if name.endswith(".py")):
+            path = os.path.join(directory, name)
+            for node in ast.walk(ast.parse(open(path).read())):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0:
+                    modules = [node.module]
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top not in STANDARD:
+                        found.setdefault(os.path.relpath(path, ROOT), set()).add(top)
+    return found
+
+
+def test_every_extra_installs_what_its_feature_imports():
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    extras = {
+        extra: {re.split(r"[\[<>=!~ ;]", requirement)[0] for requirement in requirements}
+        for extra, requirements in project["optional-dependencies"].items()
+    }
+    found = _optional_imports()
+    assert "keras_distill/export.py" in found and "tensorflow" in found["keras_distill/export.py"]
+    missing = []
+    for path, modules in sorted(found.items()):
+        assert path in EXTRA_OF, f"{path} imports {sorted(modules)}: name the extra that installs them in EXTRA_OF"
+        for module in sorted(modules):
+            assert module in DISTRIBUTIONS, f"{path} imports {module}: add its distribution to DISTRIBUTIONS"
+            extra, distribution = EXTRA_OF[path], DISTRIBUTIONS[module]
+            if distribution not in extras[extra] and THROUGH.get((extra, distribution)) not in extras[extra]:
+                missing.append(f"{path} imports {module}: [{EXTRA_OF[path]}] lacks {DISTRIBUTIONS[module]}")
+    assert not missing, missing
+    # The runtimes export() checks its artifacts in, and the TensorFlow that
+    # exports every format on JAX and PyTorch.
+    assert {"onnx", "onnxruntime", "tf2onnx", "ai-edge-litert", "tensorflow-cpu"} <= extras["export"]
+    assert {"keras-tuner", "tensorboard"} <= extras["tune"] and {"keras-hub", "tokenizers"} <= extras["hub"]
+    assert {"matplotlib", "nbclient", "nbformat", "ipykernel"} <= extras["notebooks"]
+    for backend, distribution in (("tensorflow", "tensorflow-cpu"), ("jax", "jax"), ("torch", "torch")):
+        assert distribution in extras[backend]
