@@ -188,6 +188,8 @@ def new_student():
 
 # Token-level distillation: the padding mask comes from the inputs, so padded
 # bytes count in neither loss. Top-k: the teacher's 8 most likely bytes, cached once.
+# The same cache takes distillation_loss="reverse_kl" or kd.losses.GeneralizedJSD(beta=...)
+# too: each over the 8 bytes plus one bucket for the teacher's remaining mass.
 top_k = kd.precompute_teacher_outputs(teacher, x_train, top_k=8, dtype="float16")
 student = new_student()
 distiller = kd.Distiller(student=student, teacher=teacher)

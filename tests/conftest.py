@@ -155,3 +155,24 @@ def numpy_top_k_kl(teacher_logits, student_logits, k, temperature):
     q = np.take_along_axis(q_all, order, -1)
     q_rest = 1 - q.sum(-1)
     return temperature**2 * (np.sum(p * np.log(p / q), -1) + rest * np.log(rest / q_rest))
+
+
+def trl_top_k(teacher_logits, student_logits, k, beta):
+    """TRL's top-k-plus-tail divergence (trl/experimental/iw_opd:
+    `_add_tail_bucket`, then `_jsd_divergence` with its beta: 0 forward KL,
+    1 reverse KL), in NumPy, on the teacher's top k, at temperature 1."""
+    teacher, student = log_softmax(teacher_logits), log_softmax(student_logits)
+    support = np.argsort(-teacher, axis=-1)[..., :k]
+
+    def add_tail(log_probs):
+        log_sum = np.minimum(np.log(np.exp(log_probs).sum(-1, keepdims=True)), -1e-7)
+        return np.concatenate([log_probs, np.log(-np.expm1(log_sum))], axis=-1)
+
+    p = add_tail(np.take_along_axis(teacher, support, -1))
+    q = add_tail(np.take_along_axis(student, support, -1))
+    if beta == 0:
+        return (np.exp(p) * (p - q)).sum(-1)
+    if beta == 1:
+        return (np.exp(q) * (q - p)).sum(-1)
+    m = np.log(beta * np.exp(p) + (1 - beta) * np.exp(q))
+    return beta * (np.exp(p) * (p - m)).sum(-1) + (1 - beta) * (np.exp(q) * (q - m)).sum(-1)

@@ -12,6 +12,7 @@ import pytest
 import keras_distill as kd
 from keras_distill import cache_directory
 from tests.conftest import make_pair
+from tests.conftest import trl_top_k
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(1000, 64)).astype("float32")
@@ -173,3 +174,30 @@ def test_fit_reads_each_shard_once_per_epoch(tmp_path):
     # 5 shards per epoch (and one for the pre-flight's look at batch 0): not
     # one per batch, as Keras' shuffling of the batches would make it.
     assert len(loads) <= 2 * 5 + 2, loads
+
+
+@pytest.mark.parametrize("loss", ["reverse_kl", kd.losses.GeneralizedJSD(beta=0.3)], ids=["reverse_kl", "jsd"])
+def test_top_k_teachers_take_every_divergence_live_from_memory_and_from_disk(teacher, tmp_path, loss):
+    """The same numbers as TRL's top-k-plus-tail formula, whether the top-k
+    comes from the live teacher, an in-memory cache or a directory."""
+    x, y = X[:256], Y[:256]
+    student = make_pair()[0]
+    beta = 1.0 if loss == "reverse_kl" else 0.3
+    expected = trl_top_k(teacher.predict(x, verbose=0), student.predict(x, verbose=0), 3, beta).mean()
+
+    def evaluated(distiller, *data):
+        distiller.compile(
+            optimizer="sgd", loss="sparse_categorical_crossentropy", distillation_loss=loss, temperature=1.0
+        )
+        return distiller.evaluate(*data, batch_size=64, verbose=0, return_dict=True)["distillation_loss"]
+
+    live = evaluated(kd.Distiller(student=student, teacher=teacher, teacher_top_k=3), x, y)
+    cache = kd.precompute_teacher_outputs(teacher, x, top_k=3)
+    memory = evaluated(kd.Distiller(student=student, teacher=teacher), x, kd.with_teacher_outputs(y, cache))
+    kd.precompute_teacher_outputs(teacher, x, top_k=3, directory=tmp_path, shard_size=100)
+    disk = evaluated(
+        kd.Distiller(student=student, teacher=teacher),
+        kd.CachedTeacherOutputs(tmp_path, x, y, batch_size=64, shuffle=False),
+    )
+    for name, value in {"live": live, "memory": memory, "disk": disk}.items():
+        np.testing.assert_allclose(value, expected, rtol=1e-3, err_msg=name)

@@ -20,6 +20,7 @@ from keras_distill._training import step
 from keras_distill._training.checks import arguments
 from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.soft_targets import SoftenedLoss
+from keras_distill.losses.top_k_divergence import top_k_counterpart
 from keras_distill.losses.weighted_sum import WeightedSum
 
 
@@ -75,6 +76,8 @@ class Output:
         self.hard_loss, self.hard_weight = hard or (None, 0.0)
         self.distillation_loss, self.distillation_weight = distillation or (None, 0.0)
         self.needs_labels = self.hard_loss is not None or getattr(self.distillation_loss, "needs_labels", False)
+        #: What the distillation loss computes on top-k teacher outputs (None: it cannot).
+        self.top_k_loss = top_k_counterpart(self.distillation_loss)
         #: The `step.TeacherTargets` of this output, set once the models are known.
         self.targets = None
 

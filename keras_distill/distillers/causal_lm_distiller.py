@@ -134,7 +134,7 @@ class CausalLMDistiller(Distiller):
         teacher_logits = self.teachers[0].backbone.token_embedding(teacher_hidden, reverse=True)
         output = self._plan.outputs[0]
         targets = output.targets.from_outputs([teacher_logits])
-        loss = self._top_k_loss if targets.packed_top_k else output.distillation_loss
+        loss = output.top_k_loss if targets.packed_top_k else output.distillation_loss
 
         def weighted_sum(loss_fn, y_true, y_pred):
             return ops.sum(ops.cast(loss_fn.call(y_true, y_pred), "float32") * weights)

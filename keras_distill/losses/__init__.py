@@ -36,8 +36,12 @@ from keras_distill.losses.soft_targets import SoftTargetKLDivergence
 from keras_distill.losses.soft_targets import soft_target_cross_entropy
 from keras_distill.losses.soft_targets import soft_target_kl_divergence
 from keras_distill.losses.standardization import standardize_logits
+from keras_distill.losses.top_k_divergence import TopKDivergence
 from keras_distill.losses.top_k_divergence import TopKKLDivergence
 from keras_distill.losses.top_k_divergence import pack_top_k
+from keras_distill.losses.top_k_divergence import top_k_buckets
+from keras_distill.losses.top_k_divergence import top_k_counterpart
+from keras_distill.losses.top_k_divergence import top_k_divergence
 from keras_distill.losses.top_k_divergence import top_k_kl_divergence
 from keras_distill.losses.top_k_divergence import top_k_teacher
 from keras_distill.losses.universal_logit import UniversalLogitDistillation

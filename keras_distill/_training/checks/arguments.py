@@ -19,7 +19,7 @@ from keras_distill.losses.base import LogitLoss
 from keras_distill.losses.base import check_temperature
 from keras_distill.losses.lookup import FunctionLoss
 from keras_distill.losses.lookup import get as get_distillation_loss
-from keras_distill.losses.soft_targets import SoftTargetKLDivergence
+from keras_distill.losses.top_k_divergence import top_k_counterpart
 
 # Names whose Keras default (from_logits=False) would be wrong on logits.
 _FROM_LOGITS_CLASSES = {
@@ -240,17 +240,18 @@ def _list_weights(weights, count):
 
 
 def check_top_k_loss(top_k, loss, standardize):
-    """Top-k teacher outputs are distilled with the top-k KL divergence
-    (the one loss that takes them), without logit standardization (which
-    needs every logit). `loss` is the compiled distillation loss."""
+    """Top-k teacher outputs are distilled with the top-k counterpart of the
+    compiled loss (`"kl"`, `"reverse_kl"` or `"jsd"`, over the top k plus
+    one bucket for the rest), without logit standardization (which needs
+    every logit). `loss` is the compiled distillation loss."""
     if top_k is None:
         return
-    if not isinstance(loss, SoftTargetKLDivergence):
+    if top_k_counterpart(loss) is None:
         raise ValueError(
-            f"Top-k teacher outputs are distilled with the top-k KL divergence "
-            f"only. Received: distillation_loss={type(loss).__name__}. Compile "
-            "with distillation_loss='kl', or use dense teacher outputs "
-            "(teacher_top_k=None, or a cache without top_k) for other losses."
+            f"Top-k teacher outputs are distilled with the forward KL, the reverse KL or the generalized JSD "
+            f"(over the top k classes plus one bucket for the rest). Received: distillation_loss="
+            f"{type(loss).__name__}. Compile with distillation_loss='kl', 'reverse_kl' or 'jsd', or use dense "
+            "teacher outputs (teacher_top_k=None, or a cache without top_k) for other losses."
         )
     if standardize:
         raise ValueError(
