@@ -20,6 +20,7 @@ from keras_distill import deploy as deployment
 from keras_distill import tuning
 from keras_distill._defaults import DEFAULT_ALPHA
 from keras_distill._defaults import DEFAULT_TEMPERATURE
+from keras_distill._training.checks.data import check_labels
 from keras_distill._training.guards import guarded
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.export import export_saved_model
@@ -293,6 +294,15 @@ def run_distill(
             "`keras-distill distill` feeds both the same data."
         )
     y_train, y_test = _class_indices(y_train, "y_train"), _class_indices(y_test, "y_test")
+    # Every run below (the tuner's, the student on the labels alone, the
+    # distiller) reads these labels: refuse bad ones before the first of them.
+    classes = student.outputs[0].shape[-1] if getattr(student, "outputs", None) else None
+    hard_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for labels, name in ((y_train, "y_train"), (y_test, "y_test")):
+        try:
+            check_labels(labels, hard_loss, classes)
+        except ValueError as error:
+            raise ValueError(f"--data: {name}: {error}") from None
     before = result_row("student before distillation", student, x_test_s, y_test, None, batch_size)
     rows = [result_row("teacher", teacher, x_test_t, y_test, None, batch_size), before]
     if tune_trials:

@@ -90,8 +90,15 @@ def test_recovery_follows_the_teacher_not_the_labels(trained, digits, method):
     def agreement(model):
         return float(np.mean(model.predict(x_test, verbose=0).argmax(-1) == target))
 
-    assert agreement(recovered) >= agreement(post_training)
-    assert agreement(recovered) > 0.5, agreement(recovered)
+    labels_only = kd.quantize_student(
+        student, teacher, x, shifted, mode="int4", method=method, epochs=3, alpha=1.0, temperature=1.0
+    )
+    scores = {name: agreement(m) for name, m in [("ptq", post_training), ("kd", recovered), ("labels", labels_only)]}
+    # Away from the labels the teacher contradicts, and at least where the
+    # rounding left it (less a little: QAT's few steps jitter by ~1%).
+    assert scores["kd"] > scores["labels"] + 0.02, scores
+    assert scores["kd"] >= scores["ptq"] - 0.02, scores
+    assert scores["kd"] > 0.5, scores
 
 
 def test_fake_quantization_computes_what_the_int8_layer_computes(digits):
