@@ -33,13 +33,14 @@ class CosineDistance(keras.losses.Loss):
     Args:
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
+        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
 
     Reference:
         - [Sanh et al., 2019 (DistilBERT)](https://arxiv.org/abs/1910.01108)
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name="cosine_distance"):
-        super().__init__(name=name, reduction=reduction)
+    def __init__(self, reduction="sum_over_batch_size", name="cosine_distance", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
         return cosine_distance(y_true, y_pred)

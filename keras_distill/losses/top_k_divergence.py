@@ -146,12 +146,19 @@ class TopKDivergence(keras.losses.Loss):
             1.0.
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
+        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
     """
 
     def __init__(
-        self, divergence="kl", beta=0.5, temperature=1.0, reduction="sum_over_batch_size", name="top_k_divergence"
+        self,
+        divergence="kl",
+        beta=0.5,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name="top_k_divergence",
+        dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.divergence = check_choice(divergence, "divergence", DIVERGENCES)
         self.beta = check_number(beta, "beta", example=0.5, above=0.0, below=1.0)
         self.temperature = check_temperature(temperature)
@@ -187,11 +194,14 @@ class TopKKLDivergence(TopKDivergence):
             1.0.
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
+        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
     """
 
-    def __init__(self, temperature=1.0, reduction="sum_over_batch_size", name="top_k_kl_divergence", **kwargs):
+    def __init__(
+        self, temperature=1.0, reduction="sum_over_batch_size", name="top_k_kl_divergence", dtype=None, **kwargs
+    ):
         kwargs.pop("divergence", None), kwargs.pop("beta", None)
-        super().__init__("kl", temperature=temperature, reduction=reduction, name=name)
+        super().__init__("kl", temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "temperature": temperature_value(self.temperature)}

@@ -1,0 +1,208 @@
+"""What every loss class promises, checked on each of them: its documented
+defaults, its `reduction` / `name` / `dtype`, per-token (3-D) inputs, and
+half-precision inputs.
+
+Written from the mutation run of `make mutation` (docs/development.md):
+each test here kills a family of survivors that the per-loss tests let
+through because they only used 2-D float32 inputs at default settings.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_distill as kd
+
+RNG = np.random.default_rng(7)
+LOGITS = {"teacher": (RNG.normal(size=(4, 3, 10)) * 3).astype("float32")}
+LOGITS["student"] = (RNG.normal(size=(4, 3, 10)) * 3).astype("float32")
+FEATURES = RNG.normal(size=(6, 8)).astype("float32"), RNG.normal(size=(6, 8)).astype("float32")
+MAPS = RNG.normal(size=(2, 4, 4, 3)).astype("float32"), RNG.normal(size=(2, 4, 4, 5)).astype("float32")
+
+# The defaults each class documents (the papers' settings).
+DEFAULTS = {
+    kd.losses.AttentionTransfer: {"name": "attention_transfer", "p": 2, "data_format": "channels_last"},
+    kd.losses.CosineDistance: {"name": "cosine_distance"},
+    kd.losses.DIST: {"name": "dist", "temperature": 1.0, "beta": 1.0, "gamma": 1.0},
+    kd.losses.DecoupledKD: {"name": "decoupled_kd", "temperature": 4.0, "alpha": 1.0, "beta": 8.0},
+    kd.losses.FSPLoss: {"name": "fsp_loss", "data_format": "channels_last"},
+    kd.losses.GeneralizedJSD: {"name": "generalized_jsd", "temperature": 1.0, "beta": 0.5},
+    kd.losses.HintLoss: {"name": "hint_loss"},
+    kd.losses.LogitMatching: {"name": "logit_matching", "center": True},
+    kd.losses.RKDAngle: {"name": "rkd_angle", "delta": 1.0},
+    kd.losses.RKDDistance: {"name": "rkd_distance", "delta": 1.0},
+    kd.losses.SoftTargetCrossEntropy: {"name": "soft_target_cross_entropy", "temperature": 1.0},
+    kd.losses.SoftTargetKLDivergence: {"name": "soft_target_kl_divergence", "temperature": 1.0},
+    kd.losses.SoftTargetReverseKL: {"name": "soft_target_reverse_kl", "temperature": 1.0},
+    kd.losses.TopKDivergence: {"name": "top_k_divergence", "divergence": "kl", "beta": 0.5, "temperature": 1.0},
+    kd.losses.TopKKLDivergence: {"name": "top_k_kl_divergence", "temperature": 1.0},
+    kd.losses.UniversalLogitDistillation: {"name": "universal_logit_distillation", "temperature": 1.0},
+}
+
+
+def test_every_public_loss_class_is_pinned():
+    public = {
+        obj
+        for obj in vars(kd.losses).values()
+        if isinstance(obj, type) and issubclass(obj, keras.losses.Loss) and obj.__module__.startswith("keras_distill")
+    }
+    # Bases and wrappers need arguments to exist; the rest are pinned above.
+    assert public - set(DEFAULTS) == {
+        kd.losses.FeatureLoss,
+        kd.losses.FunctionLoss,
+        kd.losses.LogitLoss,
+        kd.losses.SoftenedLoss,
+        kd.losses.WeightedSum,
+    }
+
+
+@pytest.mark.parametrize("cls", list(DEFAULTS), ids=lambda cls: cls.__name__)
+def test_defaults_are_the_documented_ones(cls):
+    config = cls().get_config()
+    assert config.pop("reduction") == "sum_over_batch_size"
+    assert config == DEFAULTS[cls]
+
+
+def _inputs(cls):
+    """(y_true, y_pred) for one call of `cls`, 2-D where it takes logits."""
+    teacher, student = LOGITS["teacher"][:, 0], LOGITS["student"][:, 0]
+    if cls is kd.losses.DecoupledKD:
+        return (teacher, np.arange(4) % 10), student
+    if cls in (kd.losses.TopKDivergence, kd.losses.TopKKLDivergence):
+        return kd.losses.pack_top_k(*kd.losses.top_k_teacher(teacher, 3)), student
+    if cls in (kd.losses.HintLoss, kd.losses.CosineDistance, kd.losses.RKDAngle, kd.losses.RKDDistance):
+        return FEATURES
+    if cls is kd.losses.AttentionTransfer:
+        return MAPS[0], MAPS[1][..., :3]
+    if cls is kd.losses.FSPLoss:
+        return MAPS, (MAPS[0] * 0.5, MAPS[1][:, ::-1])
+    return teacher, student
+
+
+@pytest.mark.parametrize("cls", list(DEFAULTS), ids=lambda cls: cls.__name__)
+def test_reduction_name_and_dtype_reach_keras(cls):
+    y_true, y_pred = _inputs(cls)
+    summed = cls(reduction="sum", name="mine", dtype="float16")
+    assert summed.get_config()["reduction"] == "sum" and summed.get_config()["name"] == "mine"
+    assert summed.name == "mine"
+    per_example = ops.convert_to_numpy(cls(reduction="none")(y_true, y_pred))
+    value = summed(y_true, y_pred)
+    assert keras.backend.standardize_dtype(value.dtype) == "float16"
+    np.testing.assert_allclose(float(value), per_example.sum(), rtol=2e-3)
+    restored = cls.from_config(summed.get_config())
+    assert restored.reduction == "sum" and restored.name == "mine"
+
+
+LOGIT_LOSSES = [
+    kd.losses.SoftTargetKLDivergence(temperature=2.0),
+    kd.losses.SoftTargetCrossEntropy(temperature=2.0),
+    kd.losses.SoftTargetReverseKL(temperature=2.0),
+    kd.losses.GeneralizedJSD(beta=0.3, temperature=2.0),
+    kd.losses.DIST(beta=1.0, gamma=0.0, temperature=2.0),
+    kd.losses.LogitMatching(),
+    kd.losses.LogitMatching(center=False),
+    kd.losses.UniversalLogitDistillation(temperature=2.0),
+]
+
+
+@pytest.mark.parametrize("loss", LOGIT_LOSSES, ids=lambda loss: f"{type(loss).__name__}")
+def test_per_token_logits_are_rows(loss):
+    """(batch, tokens, classes) is batch x tokens rows of classes: every
+    reduction over classes is over the last axis, not the second."""
+    loss = type(loss).from_config({**loss.get_config(), "reduction": "none"})
+    teacher, student = LOGITS["teacher"], LOGITS["student"]
+    per_token = ops.convert_to_numpy(loss(teacher, student))
+    rows = ops.convert_to_numpy(loss(teacher.reshape(12, 10), student.reshape(12, 10)))
+    assert per_token.shape == (4, 3)
+    np.testing.assert_allclose(per_token.reshape(12), rows, rtol=1e-5, atol=1e-6)
+
+
+def test_standardized_logits_per_token_are_rows():
+    logits = LOGITS["teacher"]
+    per_token = ops.convert_to_numpy(kd.losses.standardize_logits(logits))
+    rows = ops.convert_to_numpy(kd.losses.standardize_logits(logits.reshape(12, 10)))
+    np.testing.assert_allclose(per_token.reshape(12, 10), rows, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(per_token.std(-1, ddof=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", LOGIT_LOSSES, ids=lambda loss: f"{type(loss).__name__}")
+def test_half_precision_logits_are_computed_in_float32(loss):
+    """Logits in float16 (mixed precision) up to 300: the loss is computed in
+    float32 and equals the float32 loss, finite (in float16 a squared
+    difference of 300 is inf, and a softmax of 300 / T overflows)."""
+    teacher, student = LOGITS["teacher"][:, 0] * 30, LOGITS["student"][:, 0] * 30
+    expected = ops.convert_to_numpy(loss(teacher, student))
+    half = ops.convert_to_numpy(loss(teacher.astype("float16"), student.astype("float16")))
+    assert np.isfinite(half)
+    np.testing.assert_allclose(half, expected, rtol=2e-2)
+
+
+def test_half_precision_features_are_computed_in_float32():
+    big = MAPS[0] * 300
+    for loss, inputs in (
+        (kd.losses.AttentionTransfer(), (big, big[..., :2] * 0.5)),
+        (kd.losses.FSPLoss(), ((big, big[..., :2]), (big[..., :1], big[..., :2] * 0.5))),
+    ):
+        expected = ops.convert_to_numpy(loss(*inputs))
+        half = ops.convert_to_numpy(loss(*keras.tree.map_structure(lambda x: x.astype("float16"), inputs)))
+        assert np.isfinite(half), type(loss).__name__
+        np.testing.assert_allclose(half, expected, rtol=2e-2, err_msg=type(loss).__name__)
+
+
+@pytest.mark.parametrize("cls", [kd.losses.AttentionTransfer, kd.losses.FSPLoss])
+def test_channels_first_is_channels_last_transposed(cls):
+    last = cls(data_format="channels_last")
+    first = cls(data_format="channels_first")
+    assert first.get_config()["data_format"] == "channels_first"
+    y_true, y_pred = _inputs(cls)
+
+    def transposed(x):
+        return keras.tree.map_structure(lambda a: np.moveaxis(a, -1, 1), x)
+
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(first(transposed(y_true), transposed(y_pred))),
+        ops.convert_to_numpy(last(y_true, y_pred)),
+        rtol=1e-5,
+    )
+    restored = cls.from_config(first.get_config())
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(restored(transposed(y_true), transposed(y_pred))),
+        ops.convert_to_numpy(last(y_true, y_pred)),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_fsp_pools_whichever_map_is_larger(data_format):
+    """FSP of a (8, 8) map with a (4, 4) map pools the larger to 4 x 4,
+    whichever of the two it is, on either data format."""
+    large = RNG.normal(size=(2, 8, 8, 3)).astype("float32")
+    small = RNG.normal(size=(2, 4, 4, 5)).astype("float32")
+    pooled = large.reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4))
+    expected_ab = np.einsum("bsm,bsn->bmn", pooled.reshape(2, 16, 3), small.reshape(2, 16, 5)) / 16
+    if data_format == "channels_first":
+        large, small = np.moveaxis(large, -1, 1), np.moveaxis(small, -1, 1)
+    ab = ops.convert_to_numpy(kd.losses.fsp_matrix(large, small, data_format=data_format))
+    ba = ops.convert_to_numpy(kd.losses.fsp_matrix(small, large, data_format=data_format))
+    np.testing.assert_allclose(ab, expected_ab, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ba, np.swapaxes(expected_ab, 1, 2), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_and_fsp_take_one_dimensional_maps():
+    """(batch, steps, channels), the output of a Conv1D, has one spatial
+    axis: both losses take it as they take images."""
+    a = RNG.normal(size=(2, 6, 3)).astype("float32")
+    b = RNG.normal(size=(2, 6, 4)).astype("float32")
+    attention = kd.losses.AttentionTransfer()
+    attention.check_shapes(a.shape, b.shape)
+    flat = lambda x: (x**2).mean(-1) / np.linalg.norm((x**2).mean(-1), axis=-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(attention(a, b)), ((flat(a) - flat(b)) ** 2).mean(-1).mean(), rtol=1e-5
+    )
+    fsp = kd.losses.FSPLoss()
+    fsp.check_shapes((a.shape, b.shape), (a.shape, b.shape))
+    expected = np.einsum("bsm,bsn->bmn", a, b) / 6 - np.einsum("bsm,bsn->bmn", a * 0.5, b) / 6
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(fsp((a, b), (a * 0.5, b))), (expected**2).sum(axis=(1, 2)).mean(), rtol=1e-5
+    )
