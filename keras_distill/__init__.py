@@ -25,6 +25,7 @@ __all__ = [
     "precompute_teacher_outputs",
     "with_teacher_outputs",
     "CachedTeacherOutputs",
+    "cut_student",
     "tune",
 ]
 

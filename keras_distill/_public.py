@@ -6,6 +6,7 @@ from keras_distill import features
 from keras_distill import losses
 from keras_distill import sharding
 from keras_distill.cache_directory import CachedTeacherOutputs
+from keras_distill.cutting import cut_student
 from keras_distill.distillers.assistant_chain import AssistantChain
 from keras_distill.distillers.born_again import BornAgain
 from keras_distill.distillers.causal_lm_distiller import CausalLMDistiller
