@@ -26,6 +26,7 @@ __all__ = [
     "with_teacher_outputs",
     "CachedTeacherOutputs",
     "cut_student",
+    "on_policy_divergence",
     "tune",
 ]
 

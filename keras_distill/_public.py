@@ -16,6 +16,7 @@ from keras_distill.distillers.fsp_distiller import FSPDistiller
 from keras_distill.distillers.hint_distiller import HintDistiller
 from keras_distill.distillers.mutual_learner import MutualLearner
 from keras_distill.distillers.on_policy_distiller import OnPolicyDistiller
+from keras_distill.on_policy_evaluation import on_policy_divergence
 from keras_distill.quantize import quantize_student
 from keras_distill.sequence_data import generate_distillation_data
 from keras_distill.teacher_cache import precompute_teacher_outputs

@@ -1,9 +1,11 @@
-"""Callbacks that change a distiller's `alpha` and `temperature` per epoch."""
+"""Callbacks: `alpha` and `temperature` schedules, and the on-policy
+evaluation of a language-model student (`OnPolicyEvaluation`)."""
 
 import keras
 
 from keras_distill._validate import check_int
 from keras_distill._validate import check_number
+from keras_distill.on_policy_evaluation import OnPolicyEvaluation  # noqa: F401  (public here)
 
 
 class _HyperparameterScheduler(keras.callbacks.Callback):

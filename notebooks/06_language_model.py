@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Distilling a language model with keras-hub
 #
-# A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a student half its depth and width, every student from the same initial weights for the same epochs: token by token from the teacher's cached top-8 bytes (the loss averaged over real tokens only), the same loss chunked over the sequence (`kd.CausalLMDistiller`), on-policy on the student's own samples (`kd.OnPolicyDistiller`, GKD), sequence-level on the teacher's generated text (`kd.generate_distillation_data`), and into a student with its own BPE tokenizer (`separate_teacher_inputs=True`, the ULD loss). With network access, the last section distills Gemma 3 1B into Gemma 3 270M from keras-hub presets.
+# A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a student half its depth and width, every student from the same initial weights for the same epochs: token by token from the teacher's cached top-8 bytes (the loss averaged over real tokens only), the same loss chunked over the sequence (`kd.CausalLMDistiller`), a student cut from the teacher's own weights (`kd.cut_student`), on-policy on the student's own samples (`kd.OnPolicyDistiller`, GKD, with the teacher's judgement of every student's own samples, `kd.on_policy_divergence`), sequence-level on the teacher's generated text (`kd.generate_distillation_data`), and into a student with its own BPE tokenizer (`separate_teacher_inputs=True`, the ULD loss). With network access, the last section distills Gemma 3 1B into Gemma 3 270M from keras-hub presets.
 #
 # This notebook shows the mechanics at a size that runs in minutes, where the teacher is barely better than its student. Whether distillation pays with a teacher that knows clearly more is measured by `examples/stdlib_lm.py` (Python source, 3 seeds; the table is in the language-models guide, `docs/guides/language-models.md`).
 #
@@ -220,6 +220,29 @@ chunked.fit(x_train, y_train, batch_size=32, epochs=EPOCHS, verbose=2)
 results["off-policy KD, chunked"] = (chunked_student, time.perf_counter() - start)
 
 # %% [markdown]
+# ## A student cut from its teacher
+#
+# Instead of random weights, `kd.cut_student` makes the student out of the teacher (DistilBERT, Minitron): every other layer, the heads, MLP units and hidden channels that matter most on a calibration batch, their weights copied. Then distil it as before.
+
+# %%
+layers, width = student_size
+cut_student = kd.cut_student(
+    teacher,
+    num_layers=layers,
+    layers="even",  # or "importance": the layers that change the hidden states most
+    num_heads=max(width // 32, 1),
+    hidden_dim=width,
+    intermediate_dim=4 * width,
+    calibration={key: value[:256] for key, value in x_train.items()},
+    name="cut_student_backbone",
+)
+cut = kd.Distiller(student=cut_student, teacher=teacher)
+cut.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0, distillation_loss="kl")
+start = time.perf_counter()
+cut.fit(x_train, kd.with_teacher_outputs(y_train, top_k), batch_size=32, epochs=EPOCHS, verbose=2)
+results["off-policy KD, cached top-8, cut from the teacher"] = (cut_student, time.perf_counter() - start)
+
+# %% [markdown]
 # ## On-policy: the student learns on its own text (GKD)
 
 # %%
@@ -355,10 +378,23 @@ axis.legend()
 fig.tight_layout()
 fig.savefig(os.path.join(OUTPUT, "learning_curves.png"), dpi=80)
 plt.show()
-print(f"{'model':<40}{'parameters':>12}{'perplexity/byte':>17}{'training (s)':>14}")
+# What on-policy distillation optimizes: the teacher's reverse KL on the student's own
+# continuations of held-out prompts (per sampled byte; the same seed, so the same draws).
+judge_x = {key: value[:64] for key, value in x_val.items()}
+judge_weights = (np.arange(LENGTH)[None, :] >= PROMPT - 1) * val_weights[:64]
+
+
+def judged(model):
+    return kd.on_policy_divergence(model, teacher, judge_x, judge_weights, seed=0)["reverse_kl"]
+
+
+print(f"{'model':<50}{'parameters':>12}{'perplexity/byte':>17}{'on-policy KL':>14}{'training (s)':>14}")
 for name, (model, seconds) in results.items():
-    value = perplexity(model, x_bpe_val, y_bpe_val) if name in bpe_students else perplexity(model)
-    print(f"{name:<40}{model.count_params():>12,}{value:>17.3f}{seconds:>14.0f}")
+    if name in bpe_students:  # its own tokens: the byte teacher cannot judge them
+        value, judgement = perplexity(model, x_bpe_val, y_bpe_val), "-"
+    else:
+        value, judgement = perplexity(model), f"{judged(model):.3f}"
+    print(f"{name:<50}{model.count_params():>12,}{value:>17.3f}{judgement:>14}{seconds:>14.0f}")
 
 # %% [markdown]
 # ## Pretrained models: Gemma 3 1B into Gemma 3 270M (needs the network)

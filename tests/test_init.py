@@ -19,6 +19,7 @@ LAYERS = (
         "features": ("keras_distill.features",),
         "losses": ("keras_distill.losses",),
         "sharding": ("keras_distill.sharding",),
+        "sampling": ("keras_distill.sampling", "keras_distill.on_policy_evaluation"),
         "cutting": ("keras_distill.cutting",),
     },
     {"training pieces": ("keras_distill._training",), "callbacks": ("keras_distill.callbacks",)},

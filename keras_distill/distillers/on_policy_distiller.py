@@ -21,6 +21,9 @@ from keras_distill._validate import check_number
 from keras_distill.distillers.distiller import Distiller
 from keras_distill.losses.divergences import GeneralizedJSD
 from keras_distill.losses.lookup import get as get_distillation_loss
+from keras_distill.sampling import end_token_ids
+from keras_distill.sampling import prompt_and_generated
+from keras_distill.sampling import sample_continuations
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
@@ -119,7 +122,7 @@ class OnPolicyDistiller(Distiller):
         self.sampling_temperature = check_number(
             sampling_temperature, "sampling_temperature", example=1.0, at_least=0.0, note="0 samples greedily."
         )
-        end_ids = _end_token_ids(end_token_id, student)
+        end_ids = end_token_ids(end_token_id, student)
         if seed is not None:
             seed = check_int(seed, "seed", example=0, at_least=0)
         super().__init__(student=student, teacher=teacher, name=name, **kwargs)
@@ -213,22 +216,11 @@ class OnPolicyDistiller(Distiller):
             was generated (0 elsewhere), and the advanced seed state.
         """
         token_ids = x["token_ids"]
-        length = token_ids.shape[1]
-        positions = ops.arange(length)[None, :]
-        learned = ops.not_equal(weights, 0)
-        first = ops.argmax(ops.cast(learned, "int32"), axis=1)
-        first = ops.where(ops.any(learned, axis=1), first, length)
-        prompt = ops.less_equal(positions, first[:, None])
+        prompt, _ = prompt_and_generated(weights, token_ids, self._end_ids)
         tokens, seed = sample_continuations(
             self.student, token_ids, prompt, self._sampling_seed, seed, self.sampling_temperature
         )
-        real = ops.logical_not(prompt)
-        if self._end_ids:
-            ids = ops.convert_to_tensor(self._end_ids, dtype=tokens.dtype)
-            is_end = ops.any(ops.equal(tokens[..., None], ids), axis=-1)
-            ends = ops.cast(ops.logical_and(is_end, real), "int32")
-            after_end = ops.greater(ops.cumsum(ends, axis=1) - ends, 0)
-            real = ops.logical_and(real, ops.logical_not(after_end))
+        _, real = prompt_and_generated(weights, tokens, self._end_ids)
         padding_mask = ops.where(prompt, x["padding_mask"], real)
         new_weights = ops.concatenate([real[:, 1:], ops.zeros_like(real[:, :1])], axis=1)
         return {"token_ids": tokens, "padding_mask": padding_mask}, ops.cast(new_weights, "float32"), seed
@@ -241,63 +233,3 @@ class OnPolicyDistiller(Distiller):
             "end_token_id": self.end_token_id,
             "seed": self.seed,
         }
-
-
-def _end_token_ids(end_token_id, student):
-    """`end_token_id` (None, an int or a list of ints) as a list of ids,
-    each checked against the student's vocabulary where it is known."""
-    if end_token_id is None:
-        return []
-    many = isinstance(end_token_id, (list, tuple))
-    if many and not end_token_id:
-        raise ValueError(
-            "`end_token_id` is an empty list. Pass the id of the end token, a list of stop token ids, or None."
-        )
-    ids = list(end_token_id) if many else [end_token_id]
-    vocabulary = getattr(getattr(getattr(student, "backbone", None), "token_embedding", None), "input_dim", None)
-    for index, value in enumerate(ids):
-        argument = f"end_token_id[{index}]" if many else "end_token_id"
-        note = f"The student's vocabulary has {vocabulary} tokens." if vocabulary else ""
-        maximum = None if vocabulary is None else vocabulary - 1
-        ids[index] = check_int(value, argument, example=2, at_least=0, at_most=maximum, note=note)
-    return ids
-
-
-def sample_continuations(causal_lm, token_ids, prompt_mask, seed_generator, seed, temperature):
-    """`token_ids` with every position outside `prompt_mask` replaced, left
-    to right, by a token sampled from `causal_lm` given the tokens before
-    it (greedy for `temperature == 0`), through its key/value cache.
-
-    No gradient flows through the samples: the loop reads the model's
-    variables as constants (`ops.stop_gradient`), which also lets JAX
-    differentiate a training step that contains it. The random state is
-    carried through the loop and returned, never assigned inside it.
-
-    Returns:
-        `(tokens, seed)`: int tokens `(batch, length)` and the seed state.
-    """
-    variables = causal_lm.variables
-    values = [ops.stop_gradient(ops.convert_to_tensor(variable.value)) for variable in variables]
-    with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-        cache = ops.stop_gradient(_compat.build_generation_cache(causal_lm, token_ids))
-    batch_size = ops.shape(token_ids)[0]
-
-    def body(index, carry):
-        tokens, cache, seed = carry
-        mapping = list(zip(variables, values)) + [(seed_generator.state, seed)]
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            previous = ops.slice(tokens, [0, index - 1], [batch_size, 1])
-            logits, _, cache = causal_lm.call_with_cache(previous, cache, index - 1)
-            logits = ops.cast(logits[:, 0], "float32")
-            if temperature == 0:
-                sampled = ops.argmax(logits, axis=-1)
-            else:
-                sampled = keras.random.categorical(logits / temperature, 1, seed=seed_generator)[:, 0]
-                seed = scope.get_current_value(seed_generator.state)
-        current = ops.take(tokens, index, axis=1)
-        sampled = ops.where(ops.take(prompt_mask, index, axis=1), current, ops.cast(sampled, tokens.dtype))
-        tokens = ops.slice_update(tokens, [0, index], sampled[:, None])
-        return tokens, ops.stop_gradient(cache), seed
-
-    tokens, _, seed = ops.fori_loop(1, token_ids.shape[1], body, (token_ids, cache, seed))
-    return ops.stop_gradient(tokens), seed
