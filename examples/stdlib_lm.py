@@ -41,6 +41,7 @@ import os
 import sys
 import sysconfig
 import time
+import types
 
 EXAMPLES = os.path.dirname(os.path.abspath(__file__))
 SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
@@ -79,7 +80,8 @@ def summary(values):
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def main(argv=None):
+def make_parser():
+    """The example's options (`examples/lm_recipe.py` adds its own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
     parser.add_argument("--quick", action="store_true", help="tiny models and data, for the tests")
@@ -95,7 +97,13 @@ def main(argv=None):
     parser.add_argument("--stdlib", help="directory of Python source (default: this Python's standard library)")
     parser.add_argument("--teacher-store", help="where trained teachers are kept (default: the teacher store's)")
     parser.add_argument("--output", default="stdlib-lm-output", help="directory for the tables and the cache")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def prepare(args):
+    """The corpus, the students' initial weights, the students from
+    scratch and the teacher (trained in rounds, or loaded from the teacher
+    store): everything the tables compare against, as a namespace."""
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
     limit = None
@@ -106,12 +114,10 @@ def main(argv=None):
     sys.path.insert(0, EXAMPLES)
     import keras
     import numpy as np
-    from byte_level_lm import END
     from byte_level_lm import gpt2
     from byte_level_lm import to_sequences
     from byte_level_lm import token_losses
 
-    import keras_distill as kd
     from reproductions import teacher_store
 
     os.makedirs(args.output, exist_ok=True)
@@ -193,10 +199,12 @@ def main(argv=None):
         results.setdefault(method, []).append((value, after, seconds))
         print(f"seed {seed}, {method}: {value:.3f} ({after:.3f} after the prompt) in {seconds:.0f} s", flush=True)
 
+    trained_scratch = []  # their weights, for examples/lm_recipe.py
     for seed in range(args.seeds):
         model = student(seed)
         model.compile(optimizer=optimizer(args.steps), loss=ce)
         record("student from scratch", seed, model, timed(fit_plain, model, x, y, weights))
+        trained_scratch.append(model.get_weights())
     scratch_mean, _ = summary([row[0] for row in results["student from scratch"]])
     scratch_after, _ = summary([row[1] for row in results["student from scratch"]])
 
@@ -245,6 +253,41 @@ def main(argv=None):
         )
         if value <= CHANGE_TARGET * scratch_mean:
             break
+
+    return types.SimpleNamespace(**{name: value for name, value in locals().items() if name != "args"})
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    env = prepare(args)
+    keras, np = env.keras, env.np
+    from byte_level_lm import END
+
+    import keras_distill as kd
+
+    x, y, weights, x_all, x_test, examples = env.x, env.y, env.weights, env.x_all, env.x_test, env.examples
+    files, held_out, past_prompt, initial = env.files, env.held_out, env.past_prompt, env.initial
+    ce, optimizer, timed, fit_plain, student, record = (
+        env.ce,
+        env.optimizer,
+        env.timed,
+        env.fit_plain,
+        env.student,
+        env.record,
+    )
+    results, teacher, rounds, teacher_after, teacher_seconds = (
+        env.results,
+        env.teacher,
+        env.rounds,
+        env.teacher_after,
+        env.teacher_seconds,
+    )
+    scratch_mean, scratch_after, student_size, teacher_size = (
+        env.scratch_mean,
+        env.scratch_after,
+        env.student_size,
+        env.teacher_size,
+    )
 
     def distill(method, seed, distiller, data, **fit_options):
         model = distiller.student

@@ -242,3 +242,52 @@ def test_teacher_cache_quick(tmp_path):
     assert result["memory_ratio"] > 0 and result["speed_ratio"] > 0
     text = output.read_text()
     assert text.count("\n| ") == 5 and "Targets:" in text
+
+
+def test_lm_recipe_quick(tmp_path):
+    table = jax_example("lm_recipe").main(
+        ["--quick", "--seeds", "1", "--parts", "cut,continue,wide", "--output", str(tmp_path)]
+        + ["--teacher-store", str(tmp_path / "teachers")]
+    )
+    methods = [
+        "distilled, random start",
+        "cut from the teacher, before training",
+        "cut, labels only",
+        "cut, distilled",
+        "1 layers x 32: distilled, random start",
+        "1 layers x 32: cut, distilled",
+        "+ off-policy (Distiller, JSD)",
+        "+ on-policy (OnPolicyDistiller, lmbda 0.5)",
+        "+ on-policy (OnPolicyDistiller, lmbda 1.0)",
+    ]
+    assert list(table) == ["student from scratch", *methods]
+    for method in methods:
+        assert all(1.0 < v < 300.0 for v in table[method]["perplexity"])
+        # The teacher's judgement of the student's samples: a KL, >= 0, finite.
+        assert all(0.0 <= v < 10.0 for v in table[method]["reverse_kl"])
+    # Cut from a teacher that trained: better than the random start before any step.
+    assert table["cut from the teacher, before training"]["mean"] < table["student from scratch"]["mean"]
+    text = (tmp_path / "results.md").read_text()
+    assert text.count("target: lowered more") == 2 and text.count("target -10%") == 2
+
+
+def test_top_k_gap_quick(tmp_path):
+    table = jax_example("top_k_gap").main(
+        ["--quick", "--seeds", "1", "--ks", "8,32", "--output", str(tmp_path)]
+        + ["--teacher-store", str(tmp_path / "teachers")]
+    )
+    methods = [
+        "dense logits",
+        "top-8, in memory (the dense run's batch order)",
+        "top-8, streamed from disk (shard order)",
+        "top-32, in memory (the dense run's batch order)",
+        "top-32, streamed from disk (shard order)",
+    ]
+    assert list(table) == ["scratch", *methods]
+    assert all(1.0 < table[m]["mean"] < 300.0 for m in methods)
+    # More of the teacher's distribution kept: closer to the dense run.
+    dense = table["dense logits"]["mean"]
+    assert abs(table["top-32, in memory (the dense run's batch order)"]["mean"] - dense) <= abs(
+        table["top-8, in memory (the dense run's batch order)"]["mean"] - dense
+    )
+    assert "Within 3 points of dense" in (tmp_path / "results.md").read_text()
