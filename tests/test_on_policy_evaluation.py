@@ -73,3 +73,21 @@ def test_the_callback_logs_the_judgement_every_epoch(models, kind):  # noqa: F81
     after = kd.on_policy_divergence(trained, teacher, held_out, held_weights, seed=5)
     np.testing.assert_allclose(logged[-1], after["reverse_kl"], rtol=1e-5)
     assert after["reverse_kl"] < before["reverse_kl"]
+
+
+def test_the_callback_every_n_epochs_and_its_own_judge(models):  # noqa: F811
+    teacher, student = models
+    x, labels, weights, _ = prompt_batch(8, seed=4)
+    held_out, _, held_weights, _ = prompt_batch(4, seed=5)
+    trained = causal_lm(1, 8, "trained", dropout=0.0)
+    trained.set_weights(student.get_weights())
+    distiller = kd.Distiller(student=trained, teacher=teacher)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=None, alpha=0.0, temperature=1.0)
+    # Judged by the student itself: a reverse KL of 0, whatever the samples.
+    callback = kd.callbacks.OnPolicyEvaluation(held_out, held_weights, teacher=trained, every=2, seed=1)
+    history = distiller.fit(x, labels, sample_weight=weights, epochs=3, batch_size=8, verbose=0, callbacks=[callback])
+    logged = history.history["val_on_policy_reverse_kl"]
+    assert len(logged) == 2  # epochs 2 and 3 (the last), not 1
+    assert all(abs(value) < 1e-5 for value in logged)
+    with pytest.raises(ValueError, match="every"):
+        kd.callbacks.OnPolicyEvaluation(held_out, every=0)
