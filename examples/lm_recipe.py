@@ -28,7 +28,6 @@ sampled bytes, the same prompts and random draws for every model.
     python examples/lm_recipe.py --backend jax [--quick]
 """
 
-import json
 import os
 import sys
 import time
@@ -245,13 +244,7 @@ def main(argv=None):
                 f"{cut_method}: {change:+.1%} perplexity against {random_method} "
                 f"(target -10%: {'met' if change <= -0.10 else 'MISSED'})."
             )
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "results.md"), "w") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as handle:
-        json.dump(table, handle, indent=1)
+    stdlib_lm.save_results(args.output, lines, table)
     return table
 
 

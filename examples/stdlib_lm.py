@@ -80,6 +80,18 @@ def summary(values):
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def save_results(output, lines, table):
+    """Prints the table's lines and writes them (`results.md`) and the
+    numbers (`results.json`) into `output`."""
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "results.md"), "w") as handle:
+        handle.write(text + "\n")
+    with open(os.path.join(output, "results.json"), "w") as handle:
+        json.dump(table, handle, indent=1)
+
+
 def make_parser():
     """The example's options (`examples/lm_recipe.py` adds its own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -397,12 +409,7 @@ def main(argv=None):
         f"Best distilled: {best}, {table[best]['change']:+.1%} against scratch "
         f"(target -5%: {'met' if table[best]['change'] <= -0.05 else 'MISSED'}).",
     ]
-    text = "\n".join(lines)
-    print(text)
-    with open(os.path.join(args.output, "results.md"), "w") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as handle:
-        json.dump(table, handle, indent=1)
+    save_results(args.output, lines, table)
     return table
 
 

@@ -9,16 +9,18 @@ For each seed, the same student from the same initial weights, distilled for
 the same steps with the same loss (forward KL, alpha 0.5, T = 1):
 
 - from the dense teacher logits (`kd.Distiller`, the teacher run live);
+- the same logits cached on disk in float16 and streamed
+  (`kd.CachedTeacherOutputs`, shards in their own order, the same for
+  every cache of a seed);
 - for each k: the teacher's top-k log-probabilities cached in memory
   (`kd.precompute_teacher_outputs(top_k=k)`, `kd.with_teacher_outputs`),
   whose examples are shuffled with the inputs, so batch for batch in the
-  dense run's order; and the same cache written to disk and streamed
-  (`kd.CachedTeacherOutputs`, shards in another order).
+  dense run's order; and the same cache written to disk and streamed,
+  in the disk order of the dense row above.
 
     python examples/top_k_gap.py --backend jax [--quick]
 """
 
-import json
 import os
 import sys
 import time
@@ -35,7 +37,7 @@ def main(argv=None):
     parser.add_argument("--ks", default="8,32,64", help="the top-k sizes, comma-separated")
     parser.set_defaults(output="top-k-gap-output")
     args = parser.parse_args(argv)
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = [int(k) for k in args.ks.split(",") if k]
     env = stdlib_lm.prepare(args)
     keras = env.keras
 
@@ -60,6 +62,19 @@ def main(argv=None):
             overwrite=True,
         )
 
+    # The full logits too, in float16 and in the same shards: the dense
+    # teacher in the disk path's batch order.
+    disk["dense"] = os.path.join(args.output, "cache_dense")
+    kd.precompute_teacher_outputs(
+        teacher,
+        x,
+        batch_size=64,
+        dtype="float16",
+        directory=disk["dense"],
+        shard_size=args.batch_size * max(args.steps // 4, 1),
+        overwrite=True,
+    )
+
     results = {}
 
     def distilled(method, seed, data):
@@ -72,6 +87,8 @@ def main(argv=None):
 
     for seed in range(args.seeds):
         distilled("dense logits", seed, (x, y))
+        streamed = kd.CachedTeacherOutputs(disk["dense"], x, y, batch_size=args.batch_size, seed=seed, teacher=teacher)
+        distilled("dense logits (float16), streamed from disk (shard order)", seed, (streamed,))
         for k in ks:
             in_order = (x, kd.with_teacher_outputs(y, memory[k]))
             distilled(f"top-{k}, in memory (the dense run's batch order)", seed, in_order)
@@ -101,13 +118,7 @@ def main(argv=None):
         table[method] = {"perplexity": [row[0] for row in values], "mean": mean, "change": mean / scratch - 1}
     within = [m for m in results if m != "dense logits" and table[m]["change"] - (dense / scratch - 1) <= 0.03]
     lines += ["", f"Within 3 points of dense: {', '.join(within) if within else 'none'}."]
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "results.md"), "w") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as handle:
-        json.dump(table, handle, indent=1)
+    stdlib_lm.save_results(args.output, lines, table)
     return table
 
 

@@ -278,6 +278,7 @@ def test_top_k_gap_quick(tmp_path):
     )
     methods = [
         "dense logits",
+        "dense logits (float16), streamed from disk (shard order)",
         "top-8, in memory (the dense run's batch order)",
         "top-8, streamed from disk (shard order)",
         "top-32, in memory (the dense run's batch order)",
