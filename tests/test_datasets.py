@@ -101,3 +101,8 @@ def test_digits():
     assert len(x_test) == 359 and x_train.max() == 16
     (x_norm, _), _ = kd.datasets.load_digits(normalize=True)
     np.testing.assert_allclose(x_norm * 16, x_train)
+
+
+def test_digits_test_fraction():
+    (x_train, _), (x_test, _) = kd.datasets.load_digits(test_fraction=0.5)
+    assert len(x_test) == 898 and len(x_train) == 899

@@ -190,3 +190,15 @@ def test_quantized_students_train_under_distillation_with_their_kernels_and_the_
         if v.path in adapters:
             assert not np.array_equal(np.array(v), adapters[v.path]), v.path  # the adapters trained
     assert all(np.array_equal(a, b) for a, b in zip(teacher_weights, teacher.get_weights()))
+
+
+def test_the_learning_rate_is_the_recoverys(trained, digits):
+    # Adam moves each weight by about the learning rate per step: at 1e-9 the
+    # recovered student is the rounded one; at the default it has moved.
+    teacher, student = trained
+    (x, y), (x_test, _) = digits
+    rounded = kd.quantize_student(student, mode="int8", method="ptq").predict(x_test, verbose=0)
+    still = kd.quantize_student(student, teacher, x, y, mode="int8", method="lora", epochs=1, learning_rate=1e-9)
+    moved = kd.quantize_student(student, teacher, x, y, mode="int8", method="lora", epochs=1)
+    np.testing.assert_allclose(still.predict(x_test, verbose=0), rounded, atol=1e-4)
+    assert np.abs(moved.predict(x_test, verbose=0) - rounded).max() > 1e-2

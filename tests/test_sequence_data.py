@@ -57,3 +57,30 @@ def test_text_prompts_need_a_preprocessor():
         kd.generate_distillation_data(teacher, ["a prompt"])
     with pytest.raises(ValueError, match="needs a keras-hub CausalLM teacher"):
         kd.generate_distillation_data(keras.Sequential([keras.layers.Dense(2)]), ["a prompt"])
+
+
+def test_text_prompts_stop_at_the_stop_tokens():
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    # A byte-level BPE of 8 tokens: enough for a teacher with a preprocessor.
+    vocabulary = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3, "Ġ": 4, "Ġa": 5, "Ġb": 6, "Ġc": 7}
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=["Ġ a", "Ġ b", "Ġ c"])
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=8, num_layers=1, num_heads=1, hidden_dim=8, intermediate_dim=16, max_sequence_length=10
+    )
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=10)
+    teacher = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+
+    def ids(text):
+        return [int(i) for i in keras.ops.convert_to_numpy(tokenizer(text))]
+
+    prompt = "a b"
+    full = ids(kd.generate_distillation_data(teacher, [prompt], stop_token_ids=None)[0])
+    generated = full[len(ids(prompt)) :]
+    assert len(generated) >= 3  # greedy, no stop: the whole length
+    # Stop at the second generated token: the same greedy text, cut there.
+    stop = generated[1]
+    cut = generated.index(stop) + 1
+    stopped = ids(kd.generate_distillation_data(teacher, [prompt], stop_token_ids=[stop])[0])
+    assert stopped in (full[: len(ids(prompt)) + cut], full[: len(ids(prompt)) + cut - 1])
+    assert len(stopped) < len(full)

@@ -111,3 +111,37 @@ def test_a_builder_that_returns_the_users_model_is_refused(digits, tmp_path):
     with pytest.raises(ValueError, match=r"returned the same model 'mine' twice.*clone_model"):
         kd.tune(lambda: mine, teacher, x[200:], y[200:], validation_data=(x[:200], y[:200]), directory=str(tmp_path))
     assert all(np.array_equal(a, b) for a, b in zip(before, mine.get_weights()))
+
+
+def test_the_search_space_and_project_name_are_the_users(digits, tmp_path):
+    # Every option of the space at a value other than its default: each trial
+    # draws from what was passed, and the state lives under project_name.
+    (x, y), _ = digits
+    x_val, y_val, x, y = x[:200], y[:200], x[200:800], y[200:800]
+    teacher = trained_teacher(x, y)
+    result = kd.tune(
+        lambda: make_mlp(8, name="student"),
+        teacher,
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        max_trials=3,
+        epochs=1,
+        alphas=(0.25,),
+        temperatures=(3.0,),
+        distillation_losses=("reverse_kl",),
+        standardize=(True,),
+        directory=str(tmp_path),
+        project_name="mine",
+        verbose=0,
+    )
+    searched = [row for row in result.trials if row["trial"] != kd.tuning.BASELINE]
+    assert searched
+    for row in searched:
+        assert (row["alpha"], row["temperature"], row["distillation_loss"], row["standardize_logits"]) == (
+            0.25,
+            3.0,
+            "reverse_kl",
+            True,
+        )
+    assert os.path.isdir(tmp_path / "mine") and not os.path.exists(tmp_path / "tune")
