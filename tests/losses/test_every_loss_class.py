@@ -94,6 +94,34 @@ def test_reduction_name_and_dtype_reach_keras(cls):
     assert restored.reduction == "sum" and restored.name == "mine"
 
 
+# A value other than the default for each setting (a divergence, a
+# boolean, a power, a margin).
+OTHER_VALUES = {"temperature": 3.0, "beta": 0.3, "gamma": 2.0, "alpha": 2.0, "p": 3, "delta": 0.5}
+OTHER_VALUES.update({"center": False, "divergence": "jsd"})
+
+
+@pytest.mark.parametrize("cls", list(DEFAULTS), ids=lambda cls: cls.__name__)
+def test_every_setting_round_trips_and_changes_the_value(cls):
+    settings = {key: OTHER_VALUES[key] for key in DEFAULTS[cls] if key in OTHER_VALUES}
+    if cls is kd.losses.DecoupledKD:
+        settings["beta"] = 4.0  # DKD's beta weighs a term: any positive number
+    y_true, y_pred = _inputs(cls)
+    loss = cls(**settings)
+    restored = cls.from_config(loss.get_config())
+    assert restored.get_config() == loss.get_config()
+    assert {key: loss.get_config()[key] for key in settings} == settings
+    value = float(loss(y_true, y_pred))
+    np.testing.assert_allclose(float(restored(y_true, y_pred)), value, rtol=1e-6)
+    # Each setting reaches the computation: alone at another value, it
+    # changes the loss.
+    for key in settings:
+        # TopKDivergence's beta weighs the JSD only.
+        base = {"divergence": "jsd"} if cls is kd.losses.TopKDivergence and key == "beta" else {}
+        default = float(cls(**base, **{key: DEFAULTS[cls][key]})(y_true, y_pred))
+        alone = float(cls(**base, **{key: settings[key]})(y_true, y_pred))
+        assert abs(alone - default) > 1e-6 * max(1.0, abs(default)), key
+
+
 LOGIT_LOSSES = [
     kd.losses.SoftTargetKLDivergence(temperature=2.0),
     kd.losses.SoftTargetCrossEntropy(temperature=2.0),
