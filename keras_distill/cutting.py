@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_distill import _compat
+
 _BLOCK_NAMES = ("transformer_layer_", "decoder_block_")
 _LAYER_CHOICES = ("even", "importance")
 
@@ -221,7 +223,7 @@ def _check_sizes(backbone, config, keys, teacher_layers, sizes):
 
 
 def _has_rotary(backbone):
-    return any("Rotary" in type(layer).__name__ for layer in backbone._flatten_layers())
+    return any("Rotary" in type(layer).__name__ for layer in _compat.all_layers(backbone))
 
 
 def _kept_layers(layers, teacher_layers, count, calibration):
@@ -268,9 +270,9 @@ def _sublayers(block):
     transformer block: the one 3-D kernel (heads, head_dim, hidden), and the
     2-D kernel (units, hidden) with units other than hidden."""
     attention, mlp = None, None
-    for layer in block._flatten_layers(include_self=False):
+    for layer in _compat.all_layers(block)[1:]:
         kernel = getattr(layer, "kernel", None)
-        if kernel is None or getattr(layer, "_layers", None):
+        if kernel is None or len(_compat.all_layers(layer)) > 1:  # a layer of layers
             continue
         shape = tuple(kernel.shape)
         if len(shape) == 3 and attention is None and re.search(r"output", layer.name):
@@ -280,7 +282,7 @@ def _sublayers(block):
     if attention is None or mlp is None:
         raise ValueError(
             f"cut_student found no attention output projection or MLP output projection in {block.name!r} "
-            f"(sublayers {[layer.name for layer in block._flatten_layers(include_self=False)]}). Use "
+            f"(sublayers {[layer.name for layer in _compat.all_layers(block)[1:]]}). Use "
             "layers='even' without narrower widths, which copies whole layers."
         )
     return attention, mlp
