@@ -56,6 +56,10 @@ def main(argv=None):
     parser.add_argument("--moments", type=int, default=12)
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
+    # A Ctrl-C raises, as in a terminal: a process started in the background
+    # by a non-interactive shell (a CI runner's, nohup's) inherits SIGINT
+    # ignored, and Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     import keras
     import numpy as np

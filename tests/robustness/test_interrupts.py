@@ -36,6 +36,16 @@ Y = RNG.integers(0, 10, 96)
 FIT = {"batch_size": 16, "epochs": 1, "verbose": 0}
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """A SIGINT raises `KeyboardInterrupt`, as in a terminal, however the
+    suite was started: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Python leaves it so."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def interrupt(monkeypatch):
     """Raises `KeyboardInterrupt` after the third batch of the next
