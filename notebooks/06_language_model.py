@@ -17,9 +17,9 @@
 #
 # A byte-level GPT-2 teacher (`keras_hub.models.GPT2CausalLM`, random init) teaches a student half its depth and width, every student from the same initial weights for the same epochs: token by token from the teacher's cached top-8 bytes (the loss averaged over real tokens only), the same loss chunked over the sequence (`kd.CausalLMDistiller`), a student cut from the teacher's own weights (`kd.cut_student`), on-policy on the student's own samples (`kd.OnPolicyDistiller`, GKD, with the teacher's judgement of every student's own samples, `kd.on_policy_divergence`), sequence-level on the teacher's generated text (`kd.generate_distillation_data`), and into a student with its own BPE tokenizer (`separate_teacher_inputs=True`, the ULD loss). With network access, the last section distills Gemma 3 1B into Gemma 3 270M from keras-hub presets.
 #
-# This notebook shows the mechanics at a size that runs in minutes, where the teacher is barely better than its student. Whether distillation pays with a teacher that knows clearly more is measured by `examples/stdlib_lm.py` (Python source, 3 seeds; the table is in the language-models guide, `docs/guides/language-models.md`).
+# This notebook shows the mechanics at a size that runs in minutes: the teacher trains for 8 epochs, every student for 3, and the teacher ends clearly better than the student from scratch (16% lower held-out perplexity in the run measured here). Three student epochs are few: here only the student cut from the teacher beats the student from scratch (the table at the end says by how much). Whether distillation pays over longer training is measured by `examples/stdlib_lm.py` (Python source, 3 seeds; the table is in the language-models guide, `docs/guides/language-models.md`).
 #
-# **Run time**: 10 min on 2 CPU cores with the JAX backend (measured here, full run as a script, 609 s, 2026-12-05), without the Gemma section; about 3 min on a Colab GPU runtime (estimated, not measured). Pick a GPU runtime. The Gemma section needs the network and Kaggle credentials, and skips itself without them.
+# **Run time**: 12 min on 2 CPU cores with the JAX backend (measured here, full run as a script, 745 s, 2026-12-05), without the Gemma section; about 3 min on a Colab GPU runtime (estimated, not measured). Pick a GPU runtime. The Gemma section needs the network and Kaggle credentials, and skips itself without them.
 
 # %%
 # Setup: keras_distill if it is installed; otherwise (Colab) it is installed
@@ -136,23 +136,54 @@ def causal_lm(layers, width, name, vocabulary=256):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name=name)
 
 
-EPOCHS = 1 if QUICK else 3
+EPOCHS = 1 if QUICK else 3  # every student's
+TEACHER_EPOCHS = 1 if QUICK else 8
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 weights, val_weights = x_train["padding_mask"].astype("float32"), x_val["padding_mask"].astype("float32")
+
+
+def perplexity(model, x=x_val, y=y_val):
+    # Per byte: the BPE students' token losses are summed over the same text, divided by its bytes.
+    logits = model.predict(x, batch_size=64, verbose=0).astype("float64")
+    logits -= logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
+    return float(np.exp((nll * x["padding_mask"]).sum() / x_val["padding_mask"].sum()))
+
+
+class HeldOutPerplexity(keras.callbacks.Callback):
+    """`perplexity(model)` after every epoch: the same measure for every curve
+    (a Keras val_loss would average over the padded bytes too)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.measured, self.values = model, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values.append(perplexity(self.measured))
+
+
+# The teacher trains longer than the students (8 epochs, a warm-up and cosine decay,
+# gradients clipped) so that it knows clearly more than a student trained from scratch.
 keras.utils.set_random_seed(0)
 teacher = causal_lm(2, 32, "teacher") if QUICK else causal_lm(4, 128, "teacher")
-teacher.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CE)
+steps = TEACHER_EPOCHS * -(-len(y_train) // 32)
+schedule = keras.optimizers.schedules.CosineDecay(
+    1.5e-4, steps - max(steps // 20, 1), alpha=0.1, warmup_target=3e-3, warmup_steps=max(steps // 20, 1)
+)
+teacher.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0), loss=CE)
+teacher_curve = HeldOutPerplexity(teacher)
 start = time.perf_counter()
 # keras-hub's CausalLM.fit batches arrays without shuffling them; keras.Model.fit
 # shuffles every epoch, as the distillers do.
-teacher_history = keras.Model.fit(
+keras.Model.fit(
     teacher,
     x_train,
     y_train,
     sample_weight=weights,
-    validation_data=(x_val, y_val, val_weights),
     batch_size=32,
-    epochs=EPOCHS,
+    epochs=TEACHER_EPOCHS,
+    callbacks=[teacher_curve],
     verbose=2,
 )
 results = {"teacher": (teacher, time.perf_counter() - start)}  # name: (model, training seconds)
@@ -166,15 +197,16 @@ keras.utils.set_random_seed(1)
 scratch = causal_lm(*student_size, "student")
 initial = scratch.get_weights()
 scratch.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE)
+scratch_curve = HeldOutPerplexity(scratch)
 start = time.perf_counter()
-scratch_history = keras.Model.fit(
+keras.Model.fit(
     scratch,
     x_train,
     y_train,
     sample_weight=weights,
-    validation_data=(x_val, y_val, val_weights),
     batch_size=32,
     epochs=EPOCHS,
+    callbacks=[scratch_curve],
     verbose=2,
 )
 results["student from scratch"] = (scratch, time.perf_counter() - start)
@@ -194,13 +226,14 @@ top_k = kd.precompute_teacher_outputs(teacher, x_train, top_k=8, dtype="float16"
 student = new_student()
 distiller = kd.Distiller(student=student, teacher=teacher)
 distiller.compile(optimizer=keras.optimizers.Adam(2e-3), loss=CE, alpha=0.5, temperature=1.0, distillation_loss="kl")
+distill_curve = HeldOutPerplexity(student)
 start = time.perf_counter()
-distill_history = distiller.fit(
+distiller.fit(
     x_train,
     kd.with_teacher_outputs(y_train, top_k),
-    validation_data=(x_val, y_val),
     batch_size=32,
     epochs=EPOCHS,
+    callbacks=[distill_curve],
     verbose=2,
 )
 results["off-policy KD, cached top-8"] = (student, time.perf_counter() - start)
@@ -357,24 +390,14 @@ if "google.colab" not in sys.modules and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-
-def perplexity(model, x=x_val, y=y_val):
-    # Per byte: the BPE students' token losses are summed over the same text, divided by its bytes.
-    logits = model.predict(x, batch_size=64, verbose=0).astype("float64")
-    logits -= logits.max(-1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    nll = -np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
-    return float(np.exp((nll * x["padding_mask"]).sum() / x_val["padding_mask"].sum()))
-
-
 fig, axis = plt.subplots(figsize=(6, 4))
 curves = [
-    ("teacher", teacher_history, "val_loss"),
-    ("student from scratch", scratch_history, "val_loss"),
-    ("distilled student (top-8)", distill_history, "val_student_loss"),
+    ("teacher", teacher_curve),
+    ("student from scratch", scratch_curve),
+    ("distilled student (top-8)", distill_curve),
 ]
-for label, history, key in curves:
-    axis.plot(np.arange(1, EPOCHS + 1), np.exp(history.history[key]), marker="o", label=label)
+for label, curve in curves:
+    axis.plot(np.arange(1, len(curve.values) + 1), curve.values, marker="o", label=label)
 axis.set(title="Held-out perplexity per byte", xlabel="epoch")
 axis.legend()
 fig.tight_layout()
@@ -397,6 +420,9 @@ for name, (model, seconds) in results.items():
     else:
         value, judgement = perplexity(model), f"{judged(model):.3f}"
     print(f"{name:<50}{model.count_params():>12,}{value:>17.3f}{judgement:>14}{seconds:>14.0f}")
+
+# %% [markdown]
+# What to expect, from the run measured here (one seed, JAX, 2 CPU cores): the teacher reaches 11.39 perplexity per byte and the student from scratch 13.63. At the same epoch the teacher is behind the student from scratch (about 15.4 against 13.6 after three, the plot above) and passes it only in its fifth: the larger model needs more steps, and in three the students distilled from random weights end above the student from scratch (14.72 top-8, 14.10 chunked), as do the on-policy student (16.44, half its batches its own noise) and the sequence-level student (231.5, trained only on the teacher's greedy text, which repeats itself). The student cut from the teacher's own weights ends at 12.19, 11% below the student from scratch, and the teacher judges its samples best (reverse KL 0.123 against 0.344). The BPE students are compared per byte of the same text: 9.75 from scratch, 10.44 with ULD from the byte teacher. Over longer training with 3 seeds (`examples/stdlib_lm.py`), distillation from random weights pays too: the table in the language-models guide.
 
 # %% [markdown]
 # ## Pretrained models: Gemma 3 1B into Gemma 3 270M (needs the network)
