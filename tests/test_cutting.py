@@ -17,6 +17,15 @@ INPUTS = {
     "padding_mask": np.concatenate([np.ones((8, 8), bool), np.zeros((8, 2), bool)], axis=1),
 }
 
+# Llama and Qwen take the same arguments.
+ROTARY = dict(
+    vocabulary_size=VOCABULARY,
+    num_layers=4,
+    num_query_heads=4,
+    num_key_value_heads=4,
+    hidden_dim=16,
+    intermediate_dim=40,
+)
 BACKBONES = {
     "gpt2": lambda: keras_hub.models.GPT2Backbone(
         vocabulary_size=VOCABULARY,
@@ -26,22 +35,8 @@ BACKBONES = {
         intermediate_dim=40,
         max_sequence_length=16,
     ),
-    "llama": lambda: keras_hub.models.LlamaBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=4,
-        num_query_heads=4,
-        num_key_value_heads=4,
-        hidden_dim=16,
-        intermediate_dim=40,
-    ),
-    "qwen": lambda: keras_hub.models.QwenBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=4,
-        num_query_heads=4,
-        num_key_value_heads=4,
-        hidden_dim=16,
-        intermediate_dim=40,
-    ),
+    "llama": lambda: keras_hub.models.LlamaBackbone(**ROTARY),
+    "qwen": lambda: keras_hub.models.QwenBackbone(**ROTARY),
     "gemma": lambda: keras_hub.models.GemmaBackbone(
         vocabulary_size=VOCABULARY,
         num_layers=4,
