@@ -2,9 +2,11 @@
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 import keras_distill as kd
+from keras_distill._training import step
 from tests.conftest import LENGTH
 from tests.conftest import VOCABULARY
 from tests.conftest import causal_lm
@@ -54,6 +56,16 @@ def test_several_teachers_distill_their_weighted_mixture(digits):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_mixture_of_teachers_is_taken_token_by_token():
+    # (batch, tokens, classes): the softmax and the mixture over the classes of each token.
+    rng = np.random.default_rng(0)
+    first, second = (rng.normal(size=(2, 5, 7)).astype("float32") for _ in range(2))
+    mixed = ops.convert_to_numpy(step.mixture_logits([first, second], [0.75, 0.25], 2.0))
+    expected = 0.75 * np.exp(log_softmax(first / 2.0)) + 0.25 * np.exp(log_softmax(second / 2.0))
+    assert mixed.shape == (2, 5, 7)
+    np.testing.assert_allclose(np.exp(log_softmax(mixed / 2.0)), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_teacher_classes_select_and_renormalize(digits):
     x, y = small_batch(digits)
     student, teacher = make_mlp(8, name="student", classes=3), make_mlp(16, name="teacher")
@@ -78,6 +90,26 @@ def test_loss_is_the_mean_over_real_tokens():
     np.testing.assert_allclose(logs["loss"], 0.3 * hard + 0.7 * soft, rtol=1e-5)
     accuracy = masked_mean(np.argmax(student_logits, -1) == labels, mask)
     np.testing.assert_allclose(logs["accuracy"], accuracy, rtol=1e-5)
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["token ids", "dict without a padding mask"])
+def test_sequences_without_a_padding_mask_count_every_token(as_dict):
+    x, labels, _ = token_batch()
+    tokens = x["token_ids"]
+
+    def model(width, name):
+        inputs = keras.Input((LENGTH,), dtype="int32", name="token_ids")
+        hidden = keras.layers.Embedding(VOCABULARY, width)(inputs)
+        logits = keras.layers.Dense(VOCABULARY, kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(hidden)
+        return keras.Model({"token_ids": inputs} if as_dict else inputs, logits, name=name)
+
+    student, teacher = model(4, "student"), model(8, "teacher")
+    inputs = {"token_ids": tokens} if as_dict else tokens
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer="sgd", loss=CE, alpha=0.3, temperature=2.0)
+    logs = distiller.evaluate(inputs, labels, batch_size=8, verbose=0, return_dict=True)
+    soft = numpy_kl(predict(teacher, inputs), predict(student, inputs), 2.0).mean()
+    np.testing.assert_allclose(logs["distillation_loss"], soft, rtol=1e-4, atol=1e-7)
 
 
 def test_padded_positions_do_not_count():
