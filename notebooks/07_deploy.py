@@ -17,7 +17,7 @@
 #
 # A teacher (784-1200-1200-10) is distilled into a 784-128-10 student on Fashion-MNIST. The student is quantized to int4 with Keras (`model.quantize`), which costs accuracy; `kd.quantize_student(..., method='lora')` wins it back with LoRA adapters trained by distillation from the float teacher while the int4 kernels stay frozen. Then `keras_distill.export.export` writes a LiteRT `.tflite` file and an ONNX file, each checked against the Keras model in its own runtime, and we run the `.tflite` file in the LiteRT interpreter. Needs `pip install keras-distill[export]`.
 #
-# **Run time**: 5 min on 2 CPU cores with the TensorFlow backend (measured here, full run: teacher, student, int4 recovery, LiteRT and ONNX exports); about 3 min on a Colab GPU runtime (estimated, not measured). A CPU runtime is enough; the exports run on TensorFlow.
+# **Run time**: 2.5 min on 2 CPU cores with the TensorFlow backend (measured here, full run as a script: teacher, student, int4 recovery, LiteRT and ONNX exports, 150 s, 2026-12-05). A CPU runtime is enough (on a GPU runtime, not measured, these small models may not run faster); the exports run on TensorFlow.
 
 # %%
 # Setup: keras_distill if it is installed; otherwise (Colab) it is installed
@@ -230,3 +230,6 @@ axis.set(xlabel="test accuracy (%)", xlim=(min(results.values()) * 100 - 5, 100)
 fig.tight_layout()
 fig.savefig(os.path.join(OUTPUT, "accuracy_by_format.png"), dpi=80)
 plt.show()
+
+# %% [markdown]
+# What to expect, from the run measured here (one seed): the float32 student reaches 88.11%, int4 post-training quantization costs it 1.53 points (86.58%) and recovery by distillation gives back 0.16 (86.74%); the int8 `.tflite` file in the LiteRT interpreter reaches 87.99% and the int4 ONNX file in onnxruntime 86.74%, the recovered student's own accuracy.
