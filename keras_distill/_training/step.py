@@ -245,8 +245,6 @@ def mask_ignored(student_logits, labels, ignore_class):
     if ignore_class is None or labels is None:
         return student_logits
     keep = ops.not_equal(labels, ignore_class)
-    if len(keep.shape) >= 2 and keep.shape[-1] == 1:
-        keep = ops.squeeze(keep, axis=-1)
     masked = ops.multiply(student_logits, 1)  # a new tensor: the loss's stays unmasked
     _compat.set_keras_mask(masked, keep)
     return masked

@@ -112,6 +112,30 @@ def test_sequences_without_a_padding_mask_count_every_token(as_dict):
     np.testing.assert_allclose(logs["distillation_loss"], soft, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("trailing_axis", [False, True], ids=["labels (n, tokens)", "labels (n, tokens, 1)"])
+def test_token_metrics_leave_out_padding_and_the_labels_the_loss_ignores(trailing_axis):
+    x, _, mask = token_batch()
+    student, teacher = token_model(4, "student"), token_model(8, "teacher")
+    # Labels the student gets right about half the time; every third token unlabelled.
+    predicted = np.argmax(predict(student, x), -1)
+    right = np.random.default_rng(1).random(predicted.shape) < 0.5
+    labels = np.where(right, predicted, (predicted + 1) % VOCABULARY)
+    labels = np.where(np.arange(LENGTH)[None, :] % 3 == 1, -1, labels)
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="weighted_accuracy")],
+    )
+    given = labels[..., None] if trailing_axis else labels
+    logs = distiller.evaluate(x, given, batch_size=8, verbose=0, return_dict=True)
+    hits = predicted == labels
+    # As in Keras, only weighted metrics take the (padding) weights; both leave out the ignored labels.
+    np.testing.assert_allclose(logs["accuracy"], masked_mean(hits, labels != -1), rtol=1e-6)
+    np.testing.assert_allclose(logs["weighted_accuracy"], masked_mean(hits, mask & (labels != -1)), rtol=1e-6)
+
+
 def test_padded_positions_do_not_count():
     x, labels, mask = token_batch()
     student, teacher = token_model(4, "student"), token_model(8, "teacher")

@@ -709,7 +709,8 @@ def test_a_loss_that_needs_labels_is_refused_on_unlabeled_data(digits):
         top_k.compile(optimizer="sgd", loss=SCCE, standardize_logits=True)
 
 
-def test_metrics_leave_out_the_labels_the_loss_ignores(digits):
+@pytest.mark.parametrize("column", [False, True], ids=["labels (n,)", "labels (n, 1)"])
+def test_metrics_leave_out_the_labels_the_loss_ignores(digits, column):
     (x, y), _ = digits
     x, y = x[:64], y[:64].copy()
     y[24:] = -1
@@ -721,10 +722,11 @@ def test_metrics_leave_out_the_labels_the_loss_ignores(digits):
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     predicted = np.argmax(student.predict(x, verbose=0), axis=-1)
-    logs = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    given = y[:, None] if column else y
+    logs = distiller.evaluate(x, given, batch_size=16, verbose=0, return_dict=True)
     assert logs["accuracy"] == pytest.approx(np.mean(predicted[:24] == y[:24]), abs=1e-6)
     # Each metric once: the list form has as many values as the dict.
-    assert len(distiller.evaluate(x, y, batch_size=16, verbose=0)) == len(logs)
+    assert len(distiller.evaluate(x, given, batch_size=16, verbose=0)) == len(logs)
 
 
 @pytest.mark.parametrize(
