@@ -17,7 +17,7 @@ INPUTS = {
     "padding_mask": np.concatenate([np.ones((8, 8), bool), np.zeros((8, 2), bool)], axis=1),
 }
 
-# Llama and Qwen take the same arguments.
+# Llama and Qwen take the same arguments; Gemma these with a wider MLP and its head size.
 ROTARY = dict(
     vocabulary_size=VOCABULARY,
     num_layers=4,
@@ -37,15 +37,7 @@ BACKBONES = {
     ),
     "llama": lambda: keras_hub.models.LlamaBackbone(**ROTARY),
     "qwen": lambda: keras_hub.models.QwenBackbone(**ROTARY),
-    "gemma": lambda: keras_hub.models.GemmaBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=4,
-        num_query_heads=4,
-        num_key_value_heads=4,
-        hidden_dim=16,
-        intermediate_dim=80,
-        head_dim=4,
-    ),
+    "gemma": lambda: keras_hub.models.GemmaBackbone(**dict(ROTARY, intermediate_dim=80, head_dim=4)),
 }
 
 
