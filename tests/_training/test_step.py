@@ -271,3 +271,102 @@ def test_dense_cache_with_teacher_top_k_is_cut_to_the_top_k():
         np.testing.assert_allclose(cached_history[key], values, rtol=1e-4, err_msg=key)
     for a, b in zip(live_weights, student.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def numpy_of(value):
+    return None if value is None else ops.convert_to_numpy(value)
+
+
+TOKEN_MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
+PER_SAMPLE = np.array([0.5, 2.0, 0.0], "float32")
+PER_TOKEN = np.array([[1, 0, 2, 1, 1], [0, 3, 1, 1, 0], [1, 1, 1, 0, 1]], "float32")
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["no padding mask", "padding mask"])
+@pytest.mark.parametrize("weight", [None, "per sample", "per token"])
+def test_token_weights_against_numpy(padded, weight):
+    """Metric weights: padding mask x sample weight, per token. Loss weights:
+    the same x tokens / real tokens, where a token is real when it is not
+    padding and its per-token weight (not a per-sample one) is not 0."""
+    logits = ops.convert_to_tensor(np.zeros((3, 5, 4), "float32"))
+    x = {"token_ids": np.zeros((3, 5), "int32")}
+    if padded:
+        x["padding_mask"] = TOKEN_MASK
+    sample_weight = {None: None, "per sample": PER_SAMPLE, "per token": PER_TOKEN}[weight]
+    loss_weights, metric_weights = step.token_weights(x, logits, sample_weight)
+
+    mask = TOKEN_MASK if padded else np.ones((3, 5), bool)
+    expected = mask * {None: 1.0, "per sample": PER_SAMPLE[:, None], "per token": PER_TOKEN}[weight]
+    real = mask & (PER_TOKEN != 0) if weight == "per token" else mask
+    np.testing.assert_allclose(numpy_of(metric_weights), expected, rtol=1e-6)
+    np.testing.assert_allclose(numpy_of(loss_weights), expected * real.size / real.sum(), rtol=1e-6)
+
+
+def test_token_weights_without_a_time_axis_are_the_sample_weight():
+    logits = ops.zeros((3, 4))
+    assert step.token_weights(None, logits, None) == (None, None)
+    loss_weights, metric_weights = step.token_weights({"padding_mask": TOKEN_MASK}, logits, PER_SAMPLE)
+    assert loss_weights is PER_SAMPLE and metric_weights is PER_SAMPLE
+
+
+def test_token_weights_of_all_padding_are_zero_not_nan():
+    x = {"token_ids": np.zeros((3, 5), "int32"), "padding_mask": np.zeros((3, 5), bool)}
+    loss_weights, metric_weights = step.token_weights(x, ops.zeros((3, 5, 4)), None)
+    np.testing.assert_array_equal(numpy_of(loss_weights), np.zeros((3, 5)))
+    np.testing.assert_array_equal(numpy_of(metric_weights), np.zeros((3, 5)))
+
+
+class _TeacherAndLabels(keras.losses.Loss):
+    """A distillation loss that needs the labels: it records what it got."""
+
+    needs_labels = True
+
+    def call(self, y_true, y_pred):
+        teacher, labels = y_true
+        return ops.mean(teacher * 0.0 + ops.cast(ops.expand_dims(labels, -1), "float32"), axis=-1) + ops.mean(
+            y_pred, axis=-1
+        )
+
+
+def test_response_losses_each_term_alone_and_both():
+    rng = np.random.default_rng(0)
+    teacher = ops.convert_to_tensor(rng.normal(2.0, 3.0, (6, 4)).astype("float32"))
+    student = ops.convert_to_tensor(rng.normal(-1.0, 0.5, (6, 4)).astype("float32"))
+    labels = ops.convert_to_tensor(np.arange(6) % 4)
+    hard_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    soft_loss = kd.losses.SoftTargetKLDivergence(temperature=2.0)
+
+    def reduce(loss, y_true, y_pred):
+        return loss(y_true, y_pred)
+
+    def as_float(value):
+        assert ops.convert_to_numpy(value).dtype == np.float32
+        return float(ops.convert_to_numpy(value))
+
+    hard, soft = step.response_losses(hard_loss, soft_loss, labels, teacher, student, False, reduce)
+    np.testing.assert_allclose(as_float(hard), float(hard_loss(labels, student)), rtol=1e-6)
+    np.testing.assert_allclose(as_float(soft), float(soft_loss(teacher, student)), rtol=1e-6)
+
+    hard, soft = step.response_losses(None, soft_loss, labels, teacher, student, False, reduce)
+    assert as_float(hard) == 0.0
+    np.testing.assert_allclose(as_float(soft), float(soft_loss(teacher, student)), rtol=1e-6)
+
+    hard, soft = step.response_losses(hard_loss, None, labels, teacher, student, True, reduce)
+    np.testing.assert_allclose(as_float(hard), float(hard_loss(labels, student)), rtol=1e-6)
+    assert as_float(soft) == 0.0
+
+    # standardize: both models' logits z-scored (unbiased std) for the distillation term only.
+    def z_score(values):
+        values = ops.convert_to_numpy(values)
+        return (values - values.mean(-1, keepdims=True)) / values.std(-1, ddof=1, keepdims=True)
+
+    hard, soft = step.response_losses(hard_loss, soft_loss, labels, teacher, student, True, reduce)
+    np.testing.assert_allclose(as_float(hard), float(hard_loss(labels, student)), rtol=1e-6)
+    expected = float(soft_loss(z_score(teacher), z_score(student)))
+    assert abs(expected - float(soft_loss(teacher, student))) > 1e-2
+    np.testing.assert_allclose(as_float(soft), expected, rtol=1e-4)
+
+    # A loss that needs the labels gets (teacher, labels) as y_true.
+    _, soft = step.response_losses(None, _TeacherAndLabels(), labels, teacher, student, False, reduce)
+    expected = np.mean(np.arange(6) % 4) + ops.convert_to_numpy(student).mean()
+    np.testing.assert_allclose(as_float(soft), expected, rtol=1e-5)
