@@ -66,6 +66,13 @@ def test_a_mixture_of_teachers_is_taken_token_by_token():
     np.testing.assert_allclose(np.exp(log_softmax(mixed / 2.0)), expected, rtol=1e-5, atol=1e-7)
 
 
+def test_teacher_classes_are_taken_from_the_last_axis_of_every_token():
+    teacher = np.arange(2 * 3 * 9, dtype="float32").reshape(2, 3, 9)
+    chosen = ops.convert_to_numpy(step.select_classes(teacher, [7, 2, 5]))
+    np.testing.assert_array_equal(chosen, teacher[..., [7, 2, 5]])
+    assert step.select_classes(teacher, None) is teacher
+
+
 def test_teacher_classes_select_and_renormalize(digits):
     x, y = small_batch(digits)
     student, teacher = make_mlp(8, name="student", classes=3), make_mlp(16, name="teacher")
