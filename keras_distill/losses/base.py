@@ -112,7 +112,8 @@ class LogitLoss(keras.losses.Loss):
     needs_labels = False
 
     def __init__(self, temperature=None, reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        # Keras would take floatx, and cast the teacher's logits to it.
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         if self.uses_temperature:
             self.temperature = check_temperature(temperature)
         elif temperature is not None:

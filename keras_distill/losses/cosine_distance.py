@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_distill.losses.base import FeatureLoss
 from keras_distill.losses.base import as_float32
 
 
@@ -22,25 +23,27 @@ def cosine_distance(teacher_features, student_features):
 
 
 @keras.saving.register_keras_serializable(package="keras_distill")
-class CosineDistance(keras.losses.Loss):
+class CosineDistance(FeatureLoss):
     """`cosine_distance` as a loss: DistilBERT's cosine embedding loss.
 
     For transformer hidden states `(batch, tokens, width)` it is computed
     per token, so a feature distiller averages it over real tokens only.
-    Unlike `keras.losses.CosineSimilarity` (which returns `-cos`), it is 0
-    when the directions agree.
+    Called directly, features of other shapes are refused with both shapes
+    named (as by every `keras_distill.losses.FeatureLoss`). Unlike
+    `keras.losses.CosineSimilarity` (which returns `-cos`), it is 0 when the
+    directions agree.
 
     Args:
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
-        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
+        dtype: The dtype of the loss's computations. Defaults to float32.
 
     Reference:
         - [Sanh et al., 2019 (DistilBERT)](https://arxiv.org/abs/1910.01108)
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="cosine_distance", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(reduction=reduction, name=name, dtype=dtype)
 
     def call(self, y_true, y_pred):
         return cosine_distance(y_true, y_pred)

@@ -146,7 +146,8 @@ class TopKDivergence(keras.losses.Loss):
             1.0.
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
-        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
+        dtype: The dtype of the loss's computations. Defaults to float32
+            whatever floatx is: the packed token ids must stay exact.
     """
 
     def __init__(
@@ -158,7 +159,9 @@ class TopKDivergence(keras.losses.Loss):
         name="top_k_divergence",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        # float32, not floatx: Keras casts `y_true` to it, and token ids above
+        # 2048 are not exact in float16.
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         self.divergence = check_choice(divergence, "divergence", DIVERGENCES)
         self.beta = check_number(beta, "beta", example=0.5, above=0.0, below=1.0)
         self.temperature = check_temperature(temperature)
@@ -194,13 +197,22 @@ class TopKKLDivergence(TopKDivergence):
             1.0.
         reduction: As in `keras.losses.Loss`.
         name: Optional name of the loss.
-        dtype: The dtype of the loss's result, as in `keras.losses.Loss`.
+        dtype: The dtype of the loss's computations. Defaults to float32
+            whatever floatx is: the packed token ids must stay exact.
     """
 
     def __init__(
         self, temperature=1.0, reduction="sum_over_batch_size", name="top_k_kl_divergence", dtype=None, **kwargs
     ):
-        kwargs.pop("divergence", None), kwargs.pop("beta", None)
+        # A `TopKDivergence("kl")` config carries a divergence and a beta.
+        divergence = kwargs.pop("divergence", "kl")
+        kwargs.pop("beta", None)
+        if kwargs:
+            raise TypeError(
+                f"TopKKLDivergence got unexpected arguments {sorted(kwargs)}. It takes temperature, reduction, "
+                "name and dtype; for another divergence use keras_distill.losses.TopKDivergence."
+            )
+        check_choice(divergence, "divergence", ("kl",), note="Use keras_distill.losses.TopKDivergence for the others.")
         super().__init__("kl", temperature=temperature, reduction=reduction, name=name, dtype=dtype)
 
     def get_config(self):

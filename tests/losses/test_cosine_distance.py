@@ -42,3 +42,13 @@ def test_loss_weights_positions_and_round_trips():
     np.testing.assert_allclose(
         float(restored(teacher, student)), np.mean(numpy_cosine_distance(teacher, student)), rtol=1e-5
     )
+
+
+def test_tiny_features_keep_their_direction():
+    """Features of norm 1e-5 (a layer near zero) are compared by direction
+    like any others: the normalization's floor is far below them."""
+    rng = np.random.default_rng(2)
+    teacher, student = rng.normal(size=(2, 5, 8)).astype("float32")
+    expected = keras.ops.convert_to_numpy(cosine_distance(teacher, student))
+    tiny = keras.ops.convert_to_numpy(cosine_distance(teacher * 3e-6, student * 3e-6))
+    np.testing.assert_allclose(tiny, expected, rtol=1e-4, atol=1e-5)

@@ -76,3 +76,26 @@ def test_name_config_and_errors():
     assert (restored.alpha, restored.beta, restored.temperature, restored.needs_labels) == (2.0, 4.0, 3.0, True)
     with pytest.raises(ValueError, match="beta=-1"):
         kd.losses.DecoupledKD(beta=-1)
+
+
+def test_every_label_form_per_token():
+    """Per-token logits (batch, tokens, classes) with tokens != classes:
+    indices (as ints or floats, with or without a trailing axis) and one-hot
+    labels pick the same target class of each token; -1 and an index equal
+    to the number of classes are unlabeled and take the teacher's top class."""
+    teacher = (RNG.normal(size=(2, 3, 5)) * 3).astype("float32")
+    student = (RNG.normal(size=(2, 3, 5)) * 3).astype("float32")
+    labels = np.array([[4, -1, 2], [5, 0, 3]])
+    filled = np.where((labels < 0) | (labels >= 5), teacher.argmax(-1), labels)
+    expected = numpy_dkd(teacher.reshape(6, 5), student.reshape(6, 5), filled.reshape(6), 1.0, 8.0, 4.0).reshape(2, 3)
+    for form in (labels, labels[..., None], labels.astype("float32"), np.eye(5, dtype="float32")[filled]):
+        value = ops.convert_to_numpy(decoupled_kd_per_example(teacher, student, form))
+        np.testing.assert_allclose(value, expected, rtol=1e-4, err_msg=str(form.shape))
+
+
+def test_two_classes_one_hot_is_not_an_index():
+    teacher, student = TEACHER[:, :2], STUDENT[:, :2]
+    labels = LABELS % 2
+    expected = numpy_dkd(teacher, student, labels, 1.0, 8.0, 4.0)
+    value = decoupled_kd_per_example(teacher, student, np.eye(2, dtype="float32")[labels])
+    np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-4, atol=1e-6)

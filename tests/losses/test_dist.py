@@ -81,3 +81,21 @@ def test_a_last_batch_of_one_leaves_the_student_finite():
     )
     distiller.fit(x, y, batch_size=511, epochs=1, verbose=0)
     assert all(np.all(np.isfinite(w)) for w in student.get_weights())
+
+
+def test_two_examples_have_an_intra_class_term():
+    """Across two examples each class's correlation is +1 or -1: the term
+    exists (from one example up it is 0 only for a batch of one)."""
+    teacher, student = TEACHER[:2], STUDENT[:2]
+    expected, _, intra = numpy_dist(teacher, student, 1.0, 1.0, 1.0)
+    assert intra > 0.1
+    np.testing.assert_allclose(ops.convert_to_numpy(kd.losses.dist(teacher, student)), expected, rtol=1e-4)
+
+
+def test_the_authors_epsilon_where_the_probabilities_barely_vary():
+    """Near-uniform probabilities (logits of spread 1e-4) have norms of
+    about 1e-5 after centering, so the authors' 1e-8 in the denominator of
+    the correlation counts."""
+    teacher, student = TEACHER * 3e-5, STUDENT * 3e-5
+    expected, _, _ = numpy_dist(teacher, student, 1.0, 1.0, 1.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(kd.losses.dist(teacher, student)), expected, rtol=2e-3)

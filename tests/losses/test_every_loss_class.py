@@ -7,12 +7,16 @@ each test here kills a family of survivors that the per-loss tests let
 through because they only used 2-D float32 inputs at default settings.
 """
 
+import ast
+import re
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 import keras_distill as kd
+from keras_distill.losses.decoupled_kd import decoupled_kd_per_example
 
 RNG = np.random.default_rng(7)
 LOGITS = {"teacher": (RNG.normal(size=(4, 3, 10)) * 3).astype("float32")}
@@ -234,3 +238,152 @@ def test_attention_and_fsp_take_one_dimensional_maps():
     np.testing.assert_allclose(
         ops.convert_to_numpy(fsp((a, b), (a * 0.5, b))), (expected**2).sum(axis=(1, 2)).mean(), rtol=1e-5
     )
+
+
+TEMPERATURE = ("temperature", " in [0.01, 1000]", (0.01, 1000.0), (0.0099, 1001.0))
+NON_NEGATIVE_WEIGHTS = " >= 0", (0.0, 0.5), (-0.1,)
+OPEN_UNIT = " strictly between 0 and 1", (0.01, 0.99), (0.0, 1.0)
+# Each class's checked settings: (setting, the range the message states,
+# values at its edges that are taken, values just outside it).
+BOUNDS = {
+    kd.losses.AttentionTransfer: [("p", " > 0", (0.5, 4), (0, -1))],
+    kd.losses.DIST: [TEMPERATURE, ("beta", *NON_NEGATIVE_WEIGHTS), ("gamma", *NON_NEGATIVE_WEIGHTS)],
+    kd.losses.DecoupledKD: [TEMPERATURE, ("alpha", *NON_NEGATIVE_WEIGHTS), ("beta", *NON_NEGATIVE_WEIGHTS)],
+    kd.losses.GeneralizedJSD: [TEMPERATURE, ("beta", *OPEN_UNIT)],
+    kd.losses.RKDAngle: [("delta", " > 0", (1e-3,), (0.0, -1.0))],
+    kd.losses.RKDDistance: [("delta", " > 0", (1e-3,), (0.0, -1.0))],
+    kd.losses.SoftTargetCrossEntropy: [TEMPERATURE],
+    kd.losses.SoftTargetKLDivergence: [TEMPERATURE],
+    kd.losses.SoftTargetReverseKL: [TEMPERATURE],
+    kd.losses.TopKDivergence: [TEMPERATURE, ("beta", *OPEN_UNIT)],
+    kd.losses.TopKKLDivergence: [TEMPERATURE],
+    kd.losses.UniversalLogitDistillation: [TEMPERATURE],
+}
+
+
+def test_every_number_setting_is_bounded():
+    numeric = {
+        cls: {key for key, value in config.items() if type(value) in (int, float)} for cls, config in DEFAULTS.items()
+    }
+    assert {cls: {bound[0] for bound in bounds} for cls, bounds in BOUNDS.items()} == {
+        cls: keys for cls, keys in numeric.items() if keys
+    }
+
+
+@pytest.mark.parametrize(
+    "cls, setting, described, taken, refused",
+    [(cls, *bound) for cls, bounds in BOUNDS.items() for bound in bounds],
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
+)
+def test_each_number_setting_is_taken_to_its_edges_and_refused_past_them(cls, setting, described, taken, refused):
+    """A value past the edge is refused with a message naming the setting,
+    the range, the value and a value that works (which is then taken)."""
+    for value in taken:
+        assert cls(**{setting: value}).get_config()[setting] == value
+    for value in refused:
+        with pytest.raises(ValueError) as error:
+            cls(**{setting: value})
+        message = str(error.value)
+        expected = rf"`{setting}` must be a finite number{re.escape(described)}\. Received: {setting}={value!r}\. "
+        match = re.match(expected + rf"Use e\.g\. {setting}=(\S+?)\.( |$)", message)
+        assert match, message
+        # The value shown is the paper's default (2.0 for every temperature,
+        # whose defaults differ from loss to loss).
+        example = ast.literal_eval(match.group(1))
+        assert example == (2.0 if setting == "temperature" else DEFAULTS[cls][setting])
+        assert cls(**{setting: example}).get_config()[setting] == example
+    with pytest.raises(TypeError, match=rf"`{setting}` must be a number\. Received: {setting}='1'"):
+        cls(**{setting: "1"})
+
+
+def test_temperature_errors_say_why_the_range():
+    with pytest.raises(ValueError, match=r"\. Outside this range float32 softmax overflows or flattens every"):
+        kd.losses.SoftTargetKLDivergence(temperature=0.0)
+    with pytest.raises(ValueError, match="beta=0.5 is the symmetric Jensen-Shannon divergence"):
+        kd.losses.GeneralizedJSD(beta=1.0)
+
+
+def test_top_k_divergence_takes_only_its_three_divergences():
+    for divergence in ("kl", "reverse_kl", "jsd"):
+        assert kd.losses.TopKDivergence(divergence).divergence == divergence
+    with pytest.raises(ValueError, match=r"`divergence` must be one of \('kl', 'reverse_kl', 'jsd'\)\. Received: "):
+        kd.losses.TopKDivergence("kld")
+
+
+TEACHER_2D, STUDENT_2D = LOGITS["teacher"][:, 0], LOGITS["student"][:, 0]
+TOP_3 = kd.losses.top_k_teacher(TEACHER_2D, 3)
+LABELS_2D = np.arange(4) % 10
+# Each functional twin called with no options, and its class at defaults.
+TWINS = {
+    "dist": (lambda: kd.losses.dist(TEACHER_2D, STUDENT_2D), kd.losses.DIST),
+    "decoupled_kd": (lambda: kd.losses.decoupled_kd(TEACHER_2D, STUDENT_2D, LABELS_2D), kd.losses.DecoupledKD),
+    "decoupled_kd_per_example": (
+        lambda: ops.mean(decoupled_kd_per_example(TEACHER_2D, STUDENT_2D, LABELS_2D)),
+        kd.losses.DecoupledKD,
+    ),
+    "generalized_jsd": (lambda: kd.losses.generalized_jsd(TEACHER_2D, STUDENT_2D), kd.losses.GeneralizedJSD),
+    "soft_target_kl_divergence": (
+        lambda: kd.losses.soft_target_kl_divergence(TEACHER_2D, STUDENT_2D),
+        kd.losses.SoftTargetKLDivergence,
+    ),
+    "soft_target_cross_entropy": (
+        lambda: kd.losses.soft_target_cross_entropy(TEACHER_2D, STUDENT_2D),
+        kd.losses.SoftTargetCrossEntropy,
+    ),
+    "soft_target_reverse_kl": (
+        lambda: kd.losses.soft_target_reverse_kl(TEACHER_2D, STUDENT_2D),
+        kd.losses.SoftTargetReverseKL,
+    ),
+    "universal_logit_distillation": (
+        lambda: kd.losses.universal_logit_distillation(TEACHER_2D, STUDENT_2D),
+        kd.losses.UniversalLogitDistillation,
+    ),
+    "logit_matching": (lambda: kd.losses.logit_matching(TEACHER_2D, STUDENT_2D), kd.losses.LogitMatching),
+    "top_k_divergence": (lambda: kd.losses.top_k_divergence(*TOP_3, STUDENT_2D), kd.losses.TopKDivergence),
+    "top_k_divergence_jsd": (
+        lambda: kd.losses.top_k_divergence(*TOP_3, STUDENT_2D, divergence="jsd"),
+        lambda: kd.losses.TopKDivergence("jsd"),
+    ),
+    "top_k_kl_divergence": (lambda: kd.losses.top_k_kl_divergence(*TOP_3, STUDENT_2D), kd.losses.TopKKLDivergence),
+    "rkd_distance": (lambda: kd.losses.rkd_distance(*FEATURES), kd.losses.RKDDistance),
+    "rkd_angle": (lambda: kd.losses.rkd_angle(*FEATURES), kd.losses.RKDAngle),
+    "attention_transfer": (
+        lambda: kd.losses.attention_transfer(MAPS[0], MAPS[1][..., :3]),
+        kd.losses.AttentionTransfer,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TWINS))
+def test_functional_twins_default_to_their_classes_defaults(name):
+    function, cls = TWINS[name]
+    loss = cls()
+    y_true, y_pred = _inputs(type(loss))
+    value = ops.convert_to_numpy(ops.mean(function()))
+    np.testing.assert_allclose(value, ops.convert_to_numpy(loss(y_true, y_pred)), rtol=1e-5)
+
+
+def test_top_k_buckets_default_to_temperature_one():
+    default = kd.losses.top_k_buckets(*TOP_3, STUDENT_2D)
+    at_one = kd.losses.top_k_buckets(*TOP_3, STUDENT_2D, temperature=1.0)
+    for a, b in zip(default, at_one):
+        np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+
+
+@pytest.mark.parametrize("cls", list(DEFAULTS), ids=lambda cls: cls.__name__)
+def test_float32_whatever_floatx(cls):
+    """Built under `keras.config.set_floatx("float16")`, a loss still casts
+    its inputs to float32 (Keras would cast them to floatx) and gives the
+    float32 value; `dtype=` still chooses."""
+    y_true, y_pred = _inputs(cls)
+    expected = ops.convert_to_numpy(cls()(y_true, y_pred))
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float16")
+    try:
+        value = cls()(y_true, y_pred)
+        chosen = cls(dtype="float16")(y_true, y_pred)
+    finally:
+        keras.config.set_floatx(floatx)
+    assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    assert keras.backend.standardize_dtype(chosen.dtype) == "float16"
+    np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-6)

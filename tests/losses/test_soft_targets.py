@@ -103,3 +103,22 @@ def test_serialization_round_trip(cls):
     np.testing.assert_allclose(
         ops.convert_to_numpy(restored(TEACHER, STUDENT)), ops.convert_to_numpy(loss(TEACHER, STUDENT))
     )
+
+
+def test_softened_keras_loss_is_t_squared_times_it_on_probabilities_and_round_trips():
+    """The keras.io tutorial's `KLDivergence()` on softened probabilities:
+    T^2 * KL, with the inner loss's reduction and name, through a config."""
+    inner = keras.losses.KLDivergence(reduction="sum", name="tutorial_kl")
+    loss = kd.losses.SoftenedLoss(inner, temperature=3.0)
+    weights = np.arange(6, dtype="float32")
+    expected = (numpy_kl(TEACHER, STUDENT, 3.0) * weights).sum()
+    np.testing.assert_allclose(ops.convert_to_numpy(loss(TEACHER, STUDENT, sample_weight=weights)), expected, rtol=1e-4)
+    config = loss.get_config()
+    assert "reduction" not in config and (config["name"], config["temperature"]) == ("tutorial_kl", 3.0)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is kd.losses.SoftenedLoss and type(restored.loss) is keras.losses.KLDivergence
+    assert (restored.name, restored.reduction, restored.temperature) == ("tutorial_kl", "sum", 3.0)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(restored(TEACHER, STUDENT, sample_weight=weights)), expected, rtol=1e-4
+    )
+    assert kd.losses.SoftenedLoss(keras.losses.KLDivergence(), name="mine").name == "mine"

@@ -43,3 +43,10 @@ def test_constant_logits_train_to_finite_weights(loss):
 def test_one_class_standardizes_to_zeros():
     values = keras.ops.convert_to_numpy(standardize_logits(np.array([[3.0], [-1.0]], "float32")))
     np.testing.assert_array_equal(values, np.zeros((2, 1)))
+
+
+def test_the_authors_epsilon_on_logits_of_tiny_spread():
+    logits = (RNG.normal(size=(4, 7)) * 1e-6).astype("float32")
+    centered = np.float64(logits) - np.float64(logits).mean(-1, keepdims=True)
+    expected = centered / (centered.std(-1, ddof=1, keepdims=True) + 1e-7)
+    np.testing.assert_allclose(ops.convert_to_numpy(standardize_logits(logits)), expected, rtol=1e-3, atol=1e-4)

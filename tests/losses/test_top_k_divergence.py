@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -75,3 +76,50 @@ def test_each_loss_has_its_top_k_counterpart_and_the_others_none():
     assert kd.losses.TopKDivergence.from_config(loss.get_config()).get_config() == loss.get_config()
     with pytest.raises(ValueError, match="`divergence` must be one of"):
         kd.losses.TopKDivergence("tvd")
+
+
+def test_counterparts_keep_the_divergence_beta_and_shared_temperature():
+    temperature = keras.Variable(2.0, trainable=False)
+    jsd = kd.losses.top_k_counterpart(kd.losses.GeneralizedJSD(beta=0.2, temperature=temperature))
+    reverse = kd.losses.top_k_counterpart(kd.losses.SoftTargetReverseKL(temperature=temperature))
+    forward = kd.losses.top_k_counterpart(kd.losses.SoftTargetKLDivergence(temperature=temperature))
+    assert (jsd.divergence, jsd.beta, reverse.divergence, forward.divergence) == ("jsd", 0.2, "reverse_kl", "kl")
+    assert jsd.temperature is temperature and reverse.temperature is temperature and forward.temperature is temperature
+
+
+def test_top_k_kl_loads_a_top_k_divergence_config_and_refuses_the_rest():
+    """A `TopKDivergence("kl")` config (with its divergence and beta) loads
+    as `TopKKLDivergence`; another divergence or an unknown argument is an
+    error, not silently dropped."""
+    config = kd.losses.TopKDivergence("kl", temperature=3.0).get_config()
+    loss = kd.losses.TopKKLDivergence.from_config(config)
+    assert (loss.divergence, loss.get_config()["temperature"]) == ("kl", 3.0)
+    with pytest.raises(ValueError, match=r"`divergence` must be one of \('kl',\)\. Received: divergence='jsd'"):
+        kd.losses.TopKKLDivergence(divergence="jsd")
+    with pytest.raises(TypeError, match=r"TopKKLDivergence got unexpected arguments \['temprature'\]"):
+        kd.losses.TopKKLDivergence(temprature=3.0)
+
+
+def test_indices_beyond_float16_precision_under_floatx_float16():
+    """Token ids above 2048 are not exact in float16: with floatx float16,
+    the packed cache and the top-k indices stay exact (float32, int32)."""
+    vocabulary = 5000
+    rng = np.random.default_rng(5)
+    teacher = rng.normal(size=(3, vocabulary)).astype("float32") * 3
+    teacher[:, 4093:4096] += 20.0  # the top 3 are ids 4093-4095
+    student = rng.normal(size=(3, vocabulary)).astype("float32") * 3
+    expected = ops.convert_to_numpy(
+        kd.losses.TopKDivergence()(kd.losses.pack_top_k(*kd.losses.top_k_teacher(teacher, 3)), student)
+    )
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float16")
+    try:
+        indices, log_probs = kd.losses.top_k_teacher(teacher, 3)
+        packed = kd.losses.pack_top_k(indices, log_probs)
+        value = kd.losses.TopKDivergence()(packed, student)
+    finally:
+        keras.config.set_floatx(floatx)
+    assert sorted(ops.convert_to_numpy(indices)[0].tolist()) == [4093, 4094, 4095]
+    assert keras.backend.standardize_dtype(indices.dtype) == "int32"
+    assert keras.backend.standardize_dtype(packed.dtype) == "float32"
+    np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-4)
