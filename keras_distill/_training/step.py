@@ -238,16 +238,18 @@ def response_losses(hard_loss, distillation_loss, labels, teacher_logits, studen
 
 
 def mask_ignored(student_logits, labels, ignore_class):
-    """The student's logits for the metrics, masked (a Keras mask, which
-    every metric honours, weighted or not) wherever `labels ==
-    ignore_class`: the metrics leave out what the hard-label loss ignores,
-    e.g. the unlabelled examples of semi-supervised distillation."""
+    """`(labels, student_logits)` for the metrics, leaving out wherever
+    `labels == ignore_class`, as the hard-label loss does (e.g. the
+    unlabelled examples of semi-supervised distillation): the logits carry
+    a Keras mask there, which every metric honours, weighted or not, and
+    the labels there become class 0, hidden by the mask, so that a metric
+    computed on every label (a cross-entropy) never reads class -1."""
     if ignore_class is None or labels is None:
-        return student_logits
+        return labels, student_logits
     keep = ops.not_equal(labels, ignore_class)
     masked = ops.multiply(student_logits, 1)  # a new tensor: the loss's stays unmasked
     _compat.set_keras_mask(masked, keep)
-    return masked
+    return ops.where(keep, labels, ops.zeros_like(labels)), masked
 
 
 def replicas_in_sync():
@@ -298,7 +300,8 @@ def metric_arguments(x, labels, predictions, sample_weight, structure, ignore_cl
     """
     if structure.kind == "single":
         _, weights = token_weights(x, predictions, sample_weight)
-        return labels, mask_ignored(predictions, labels, ignore_class), weights
+        labels, predictions = mask_ignored(predictions, labels, ignore_class)
+        return labels, predictions, weights
     if not isinstance(labels, dict):
         return labels, predictions, sample_weight
     values = named(predictions, structure)

@@ -12,6 +12,7 @@ from keras import ops
 
 import keras_distill as kd
 from tests.conftest import BACKEND
+from tests.conftest import log_softmax
 from tests.conftest import make_cnn
 from tests.conftest import make_mlp
 from tests.conftest import make_pair
@@ -746,3 +747,79 @@ def test_models_are_passed_by_keyword(distiller_class):
     with pytest.raises(TypeError, match="Missing: teacher"):
         distiller_class(student=small)
     assert big.get_weights()[0].shape == (64, 32)  # refused before anything was built around them
+
+
+class AlwaysTrainingTeacher(keras.Model):
+    """A teacher whose `call` defaults to training=True, with dropout: run
+    without `training=False` it is random."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(32, activation="relu")
+        self.dropout = keras.layers.Dropout(0.5)
+        self.head = keras.layers.Dense(10)
+
+    def call(self, inputs, training=True):
+        return self.head(self.dropout(self.hidden(inputs), training=training))
+
+
+def test_teacher_logits_are_the_inference_mixture_of_the_teachers(digits):
+    """`compute_teacher_logits`: one teacher's logits as they are, several
+    teachers' as T * log(sum_k w_k softmax(z_k / T)) with equal weights by
+    default, each teacher run for inference (no dropout) even when its
+    `call` defaults to training=True."""
+    x, _ = small_batch(digits)
+    keras.utils.set_random_seed(3)
+    random_teacher = AlwaysTrainingTeacher(name="random_teacher")
+    random_teacher(x[:1])
+    plain = make_mlp(16, name="plain")
+    z_random = ops.convert_to_numpy(random_teacher(x, training=False))
+    z_plain = ops.convert_to_numpy(plain(x, training=False))
+    assert not np.allclose(ops.convert_to_numpy(random_teacher(x)), z_random)  # dropout by default
+
+    alone = kd.Distiller(student=make_mlp(8, name="student"), teacher=random_teacher)
+    alone.compile(optimizer="sgd", loss=SCCE, temperature=2.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(alone.compute_teacher_logits(x)), z_random, rtol=1e-5, atol=1e-6)
+
+    mixed = kd.Distiller(student=make_mlp(8, name="student_2"), teacher=[random_teacher, plain])
+    mixed.compile(optimizer="sgd", loss=SCCE, temperature=2.0)
+    probabilities = 0.5 * np.exp(log_softmax(z_random / 2.0)) + 0.5 * np.exp(log_softmax(z_plain / 2.0))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(mixed.compute_teacher_logits(x)), 2.0 * np.log(probabilities), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_weighted_metrics_are_weighted_by_sample_weight(digits):
+    x, y = small_batch(digits)
+    weights = np.linspace(0.0, 2.0, len(x)).astype("float32")
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="sgd",
+        loss=SCCE,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="weighted_accuracy")],
+    )
+    correct = np.argmax(student.predict(x, verbose=0), axis=-1) == y
+    logs = distiller.evaluate(x, y, sample_weight=weights, batch_size=64, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(np.mean(correct), abs=1e-6)
+    assert logs["weighted_accuracy"] == pytest.approx(np.sum(weights * correct) / np.sum(weights), abs=1e-6)
+
+
+def test_ignored_labels_leave_the_metrics_logits_unchanged(digits):
+    """A metric on logits (cross-entropy) sees the student's logits as
+    they are, on the labelled examples only, and never label -1 (torch
+    refused it as out of bounds)."""
+    x, y = small_batch(digits)
+    y = y.copy()
+    y[40:] = -1
+    student, teacher = make_pair()
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")],
+    )
+    logits = student.predict(x, verbose=0)
+    logs = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    assert logs["ce"] == pytest.approx(np.mean(numpy_sparse_ce(y[:40], logits[:40])), rel=1e-5)
