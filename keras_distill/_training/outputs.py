@@ -28,9 +28,12 @@ def symbolic(model):
     """A model's symbolic outputs, in their structure, where they are known
     without running it (functional and Sequential models), else None."""
     try:
-        return model.output
+        output = model.output
     except (AttributeError, ValueError):
         pass
+    else:
+        # `keras.Model(inputs, [logits])` has a list of one output: one tensor.
+        return output[0] if isinstance(output, (list, tuple)) and len(output) == 1 else output
     try:
         listed = model.outputs  # a Sequential model has no `output` until called
     except (AttributeError, ValueError):

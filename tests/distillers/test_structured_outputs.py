@@ -406,3 +406,42 @@ def test_student_loss_weight_is_alpha(digits):
     )
     with pytest.raises(ValueError, match="Both `alpha` and `student_loss_weight`"):
         distiller.compile("sgd", loss="sparse_categorical_crossentropy", alpha=0.5, student_loss_weight=0.8)
+
+
+def test_list_outputs_metrics_read_the_labels_given_by_name():
+    """A list-output student evaluated on labels for one output, by name:
+    that output's metric reads them, the other's reads zeros."""
+    teacher = two_headed(16, 1, as_list=True, name="teacher")
+    student = two_headed(8, 2, as_list=True, name="student")
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss=[None, "mse"], distillation_loss={0: "kl"}, metrics=[[], ["mae"]], alpha=0.5)
+    result = distiller.evaluate(X, {"reg": Y_VALUE}, verbose=0, return_dict=True)
+    zs = predict(student, X)
+    np.testing.assert_allclose(result["reg_mae"], np.mean(np.abs(zs[1] - Y_VALUE)), rtol=1e-5)
+
+
+def test_teacher_logits_of_several_outputs_are_a_dict_of_the_distilled_ones():
+    teacher, student = two_headed(16, 1, name="teacher"), two_headed(8, 2, name="student")
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss={"reg": "mse"}, distillation_loss={"cls": "kl"}, alpha=0.5)
+    logits = distiller.compute_teacher_logits(X)
+    assert set(logits) == {"cls"}
+    np.testing.assert_allclose(ops.convert_to_numpy(logits["cls"]), predict(teacher, X)["cls"], rtol=1e-5, atol=1e-6)
+
+
+def test_one_output_in_a_list_is_one_output():
+    """`keras.Model(inputs, [logits])` returns a list of one tensor: it is
+    distilled as the single output it is."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6,))
+    teacher = keras.Model(inputs, [keras.layers.Dense(4, name="t")(keras.layers.Dense(16, activation="relu")(inputs))])
+    inputs = keras.Input((6,))
+    student = keras.Model(inputs, [keras.layers.Dense(4, name="s")(inputs)])
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.5)
+    result = distiller.evaluate(X, Y_CLASS, verbose=0, return_dict=True)
+    zt, zs = predict(teacher, X), predict(student, X)
+    zt, zs = (z[0] if isinstance(z, list) else z for z in (zt, zs))
+    np.testing.assert_allclose(result["student_loss"], numpy_ce(Y_CLASS, zs), rtol=1e-5)
+    np.testing.assert_allclose(result["distillation_loss"], np.mean(numpy_kl(zt, zs, 2.0)), rtol=1e-5)
+    assert result["accuracy"] == pytest.approx(np.mean(np.argmax(zs, -1) == Y_CLASS), abs=1e-6)
