@@ -139,6 +139,11 @@ def _pool_to_common_size(feature_a, feature_b, data_format):
         )
     if size_a == size_b:
         return feature_a, feature_b
+    if None in size_a + size_b:
+        raise ValueError(
+            f"To pool one map of an FSP pair to the other's size, both sizes must be known. Received spatial "
+            f"sizes {size_a} and {size_b}. Give the model a fixed input size (e.g. keras.Input((32, 32, 3)))."
+        )
     if all(a >= b for a, b in zip(size_a, size_b)):
         return _pool(feature_a, size_a, size_b, data_format), feature_b
     if all(b >= a for a, b in zip(size_a, size_b)):
@@ -149,10 +154,10 @@ def _pool_to_common_size(feature_a, feature_b, data_format):
 
 
 def _pool(feature, size, target, data_format):
-    if any(s is None or t is None or s % t for s, t in zip(size, target)):
+    if any(s % t for s, t in zip(size, target)):
         raise ValueError(
             f"To pool a map of spatial size {size} to {target}, each size must "
-            "be a known whole multiple of the target. Tap layers whose sizes "
+            "be a whole multiple of the target. Tap layers whose sizes "
             "divide evenly (e.g. 28x28 and 14x14)."
         )
     pool = tuple(s // t for s, t in zip(size, target))

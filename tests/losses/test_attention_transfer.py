@@ -45,3 +45,16 @@ def test_attention_transfer_at_another_exponent(p):
     )
     np.testing.assert_allclose(_numpy(loss(t, s)), expected.mean(), rtol=1e-5)
     assert not np.allclose(expected, ((numpy_attention(t) - numpy_attention(s)) ** 2).mean(axis=-1))
+
+
+def test_shape_check_compares_the_spatial_axes_of_either_data_format():
+    last = kd.losses.AttentionTransfer(data_format="channels_last")
+    last.check_shapes((None, 8, 6, 3), (4, 8, 6, 5))
+    for student in ((4, 4, 6, 5), (4, 8, 4, 5)):
+        with pytest.raises(ValueError, match=r"same spatial size\. Received: teacher \(batch, 8, 6, 3\) and student"):
+            last.check_shapes((None, 8, 6, 3), student)
+    first = kd.losses.AttentionTransfer(data_format="channels_first")
+    first.check_shapes((None, 3, 8, 6), (4, 5, 8, 6))
+    for student in ((4, 5, 4, 6), (4, 5, 8, 4)):
+        with pytest.raises(ValueError, match=r"\(channels_first\)\. Tap layers with equal spatial sizes"):
+            first.check_shapes((None, 3, 8, 6), student)

@@ -99,3 +99,12 @@ def test_two_classes_one_hot_is_not_an_index():
     expected = numpy_dkd(teacher, student, labels, 1.0, 8.0, 4.0)
     value = decoupled_kd_per_example(teacher, student, np.eye(2, dtype="float32")[labels])
     np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_the_loss_object_refuses_logits_without_labels():
+    """Two examples of teacher logits are not (logits, labels): the loss
+    asks for the labels rather than reading row 1 as labels."""
+    loss = kd.losses.DecoupledKD()
+    for y_true in (TEACHER[:2], (TEACHER, LABELS, LABELS)):
+        with pytest.raises(ValueError, match=r"needs the labels: call it as loss\(\(teacher_logits, labels\)"):
+            loss(y_true, STUDENT[:2] if len(y_true) == 2 else STUDENT)

@@ -387,3 +387,19 @@ def test_float32_whatever_floatx(cls):
     assert keras.backend.standardize_dtype(value.dtype) == "float32"
     assert keras.backend.standardize_dtype(chosen.dtype) == "float16"
     np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-6)
+
+
+SHAPE_CHECKED = {
+    "soft_target_kl_divergence": kd.losses.soft_target_kl_divergence,
+    "soft_target_cross_entropy": kd.losses.soft_target_cross_entropy,
+    "soft_target_reverse_kl": kd.losses.soft_target_reverse_kl,
+    "generalized_jsd": kd.losses.generalized_jsd,
+    "dist": kd.losses.dist,
+    "decoupled_kd": lambda teacher, student: kd.losses.decoupled_kd(teacher, student, LABELS_2D),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPE_CHECKED))
+def test_logits_of_other_shapes_are_refused_by_name(name):
+    with pytest.raises(ValueError, match=rf"^{name} compares the teacher's and the student's logits class by class"):
+        SHAPE_CHECKED[name](TEACHER_2D, STUDENT_2D[:, :7])

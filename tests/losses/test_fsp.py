@@ -55,3 +55,40 @@ def test_fsp_loss_and_its_shape_check():
         loss.check_shapes([ta.shape, tb.shape], [sa.shape, (3, 4, 4, 5)])
     with pytest.raises(ValueError, match="pairs of feature maps"):
         loss.check_shapes(ta.shape, sa.shape)
+
+
+def test_shape_check_names_the_side_and_reads_channels_first():
+    loss = kd.losses.FSPLoss(data_format="channels_last")
+    for bad in ((3, 8), [(3, 4, 4, 2), (3, 4, 4, 3), (3, 4, 4, 3)]):
+        with pytest.raises(ValueError, match=r"^FSPLoss compares pairs of feature maps\. Received for the student: "):
+            loss.check_shapes([(3, 4, 4, 2), (3, 4, 4, 3)], bad)
+        with pytest.raises(ValueError, match=r"^FSPLoss compares pairs of feature maps\. Received for the teacher: "):
+            loss.check_shapes(bad, [(3, 4, 4, 2), (3, 4, 4, 3)])
+    with pytest.raises(ValueError, match=r"Received a student feature of shape \(batch, 4\)"):
+        loss.check_shapes([(3, 4, 4, 2), (3, 4, 4, 3)], [(3, 4), (3, 4, 4, 3)])
+    first = kd.losses.FSPLoss(data_format="channels_first")
+    first.check_shapes([(3, 2, 4, 4), (3, 3, 8, 8)], [(3, 2, 4, 4), (3, 3, 4, 4)])
+    with pytest.raises(ValueError, match=r"teacher maps with \(2, 3\) channels and student maps with \(2, 5\)"):
+        first.check_shapes([(3, 2, 4, 4), (3, 3, 4, 4)], [(3, 2, 4, 4), (3, 5, 4, 4)])
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_pools_a_map_larger_along_one_axis_only(swap):
+    a, b = RNG.normal(size=(2, 8, 4, 3)), RNG.normal(size=(2, 4, 4, 5))
+    pooled = a.reshape(2, 4, 2, 4, 3).mean(axis=2)
+    expected = numpy_fsp(pooled, b)
+    if swap:
+        value = kd.losses.fsp_matrix(b, a, data_format="channels_last")
+        expected = np.swapaxes(expected, 1, 2)
+    else:
+        value = kd.losses.fsp_matrix(a, b, data_format="channels_last")
+    np.testing.assert_allclose(_numpy(value), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sizes_unknown_until_the_step_are_refused_with_the_fix():
+    with pytest.raises(
+        ValueError, match=r"both sizes must be known\. Received spatial sizes \(None, None\) and \(4, 4\)"
+    ):
+        kd.losses.fsp_matrix(
+            keras.KerasTensor((None, None, None, 3)), keras.KerasTensor((None, 4, 4, 5)), "channels_last"
+        )

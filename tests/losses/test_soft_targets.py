@@ -121,4 +121,5 @@ def test_softened_keras_loss_is_t_squared_times_it_on_probabilities_and_round_tr
     np.testing.assert_allclose(
         ops.convert_to_numpy(restored(TEACHER, STUDENT, sample_weight=weights)), expected, rtol=1e-4
     )
-    assert kd.losses.SoftenedLoss(keras.losses.KLDivergence(), name="mine").name == "mine"
+    default = kd.losses.SoftenedLoss(keras.losses.KLDivergence(), name="mine")
+    assert (default.name, default.temperature) == ("mine", 1.0)

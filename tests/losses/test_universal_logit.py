@@ -12,7 +12,7 @@ RNG = np.random.default_rng(7)
 def numpy_uld(teacher, student, temperature):
     """Boizard et al.'s loss per token, in float64: sorted probabilities, the
     smaller vocabulary zero-padded, sequences truncated to the shorter."""
-    if teacher.ndim == 3:
+    if teacher.ndim >= 3:
         length = min(teacher.shape[1], student.shape[1])
         teacher, student = teacher[:, :length], student[:, :length]
     p_t = -np.sort(-np.exp(log_softmax(np.float64(teacher) / temperature)), axis=-1)
@@ -24,7 +24,16 @@ def numpy_uld(teacher, student, temperature):
 
 @pytest.mark.parametrize(
     "teacher_shape, student_shape",
-    [((6, 10), (6, 10)), ((6, 256), (6, 40)), ((3, 7, 50), (3, 5, 300)), ((2, 4, 30), (2, 6, 20))],
+    [
+        ((6, 10), (6, 10)),
+        ((6, 256), (6, 40)),
+        ((3, 7, 50), (3, 5, 300)),
+        ((2, 4, 30), (2, 6, 20)),
+        # Lengths and vocabularies crossed: 4 tokens of 6 against 6 of 4.
+        ((2, 4, 6), (2, 6, 4)),
+        # An extra axis after the tokens (e.g. beams).
+        ((2, 4, 3, 10), (2, 6, 3, 8)),
+    ],
 )
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
 def test_matches_numpy_across_vocabularies_and_lengths(teacher_shape, student_shape, temperature):
@@ -33,15 +42,15 @@ def test_matches_numpy_across_vocabularies_and_lengths(teacher_shape, student_sh
     expected = numpy_uld(teacher, student, temperature)
     value = kd.losses.universal_logit_distillation(teacher, student, temperature=temperature)
     np.testing.assert_allclose(ops.convert_to_numpy(value), expected.mean(), rtol=1e-5)
-    if student.ndim == 3:
+    if student.ndim >= 3:
         # The loss object gives one value per student token, 0 past the
         # teacher's sequence, so that the student's token weights apply.
-        expected = np.pad(expected, ((0, 0), (0, student.shape[1] - expected.shape[1])))
+        missing = student.shape[1] - expected.shape[1]
+        expected = np.pad(expected, ((0, 0), (0, missing)) + ((0, 0),) * (expected.ndim - 2))
     loss = kd.losses.UniversalLogitDistillation(temperature=temperature)
     np.testing.assert_allclose(ops.convert_to_numpy(loss(teacher, student)), expected.mean(), rtol=1e-5)
     weights = np.linspace(0, 2, expected.shape[0]).astype("float32")
-    if expected.ndim == 2:
-        weights = weights[:, None]
+    weights = weights.reshape((-1,) + (1,) * (expected.ndim - 1))
     np.testing.assert_allclose(
         ops.convert_to_numpy(loss(teacher, student, sample_weight=weights)), np.mean(weights * expected), rtol=1e-5
     )

@@ -59,3 +59,16 @@ def test_labels_reach_only_the_losses_that_need_them():
 def test_a_loss_that_is_not_a_keras_loss_is_refused():
     with pytest.raises(TypeError, match=r"Received: losses\[1\]='kl' \(of type str\)"):
         kd.losses.WeightedSum([_kl(1.0), "kl"])
+
+
+def test_the_sum_stays_float32_whatever_floatx():
+    loss = kd.losses.WeightedSum([_kl(1.0), _kl(4.0)], weights=[0.7, 0.3])
+    expected = ops.convert_to_numpy(loss(TEACHER * 30, STUDENT * 30))
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float16")
+    try:
+        value = kd.losses.WeightedSum([_kl(1.0), _kl(4.0)], weights=[0.7, 0.3])(TEACHER * 30, STUDENT * 30)
+    finally:
+        keras.config.set_floatx(floatx)
+    assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-6)
