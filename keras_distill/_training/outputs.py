@@ -118,6 +118,12 @@ class OutputPlan:
                 "a single output. Compile with a loss per output: loss={name: loss, ...}, "
                 "distillation_loss={name: loss, ...}."
             )
+        if structure.kind == "list":
+            # Positions, as for a functional model's list, where compile
+            # could not know the names (a subclassed model's "0", "1", ...).
+            for output in self.outputs:
+                if isinstance(output.name, int) and 0 <= output.name < len(structure.names):
+                    output.name = structure.names[output.name]
         for argument, names in (
             ("loss", [output.name for output in self.trained_on_labels]),
             ("distillation_loss", [output.name for output in self.distilled]),

@@ -445,3 +445,46 @@ def test_one_output_in_a_list_is_one_output():
     np.testing.assert_allclose(result["student_loss"], numpy_ce(Y_CLASS, zs), rtol=1e-5)
     np.testing.assert_allclose(result["distillation_loss"], np.mean(numpy_kl(zt, zs, 2.0)), rtol=1e-5)
     assert result["accuracy"] == pytest.approx(np.mean(np.argmax(zs, -1) == Y_CLASS), abs=1e-6)
+
+
+class TwoHeadedList(TwoHeaded):
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        return [outputs["cls"], outputs["reg"]]
+
+
+def test_subclassed_models_fed_by_a_generator_learn_their_structure_at_the_first_step():
+    """Subclassed models and a generator: nothing to read the outputs from
+    before the first step, which learns them (a dict by name, a list by
+    position)."""
+
+    def batches(labels):
+        while True:
+            yield X, labels
+
+    for cls, labels in ((TwoHeaded, Y), (TwoHeadedList, (Y_CLASS, Y_VALUE))):
+        keras.utils.set_random_seed(6)
+        teacher, student = cls(16, name="teacher"), cls(8, name="student")
+        teacher(X[:1]), student(X[:1])
+        distiller = kd.Distiller(student=student, teacher=teacher)
+        loss = {0: "sparse_categorical_crossentropy", 1: "mse"} if cls is TwoHeadedList else COMPILE["loss"]
+        distillation = {0: "kl"} if cls is TwoHeadedList else {"cls": "kl"}
+        distiller.compile("sgd", loss=loss, distillation_loss=distillation, alpha=0.5)
+        result = distiller.evaluate(batches(labels), steps=1, verbose=0, return_dict=True)
+        zt, zs = keras.tree.map_structure(ops.convert_to_numpy, (teacher(X), student(X)))
+        if cls is TwoHeadedList:
+            zt, zs = dict(zip(("cls", "reg"), zt)), dict(zip(("cls", "reg"), zs))
+        hard = numpy_ce(Y_CLASS, zs["cls"]) + np.mean((zs["reg"] - Y_VALUE) ** 2)
+        np.testing.assert_allclose(result["student_loss"], hard, rtol=1e-5, err_msg=cls.__name__)
+        np.testing.assert_allclose(
+            result["distillation_loss"], np.mean(numpy_kl(zt["cls"], zs["cls"], 2.0)), rtol=1e-5, err_msg=cls.__name__
+        )
+
+
+def test_labels_of_the_wrong_count_are_refused_by_name():
+    teacher = two_headed(16, 1, as_list=True, name="teacher")
+    student = two_headed(8, 2, as_list=True, name="student")
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], distillation_loss={"cls": "kl"})
+    with pytest.raises(ValueError, match=r"are a dict by output name\. Received labels of type list for outputs"):
+        distiller.evaluate(X, [Y_CLASS, Y_VALUE, Y_VALUE], verbose=0)
