@@ -142,3 +142,13 @@ def test_subclasses_of_the_bases_reduce_as_keras_losses_do():
         np.testing.assert_allclose(_numpy(loss(teacher, student)), expected.mean(), rtol=1e-5)
     with pytest.raises(ValueError, match=r"`Gap` takes no temperature\. Received: temperature=2\.0\. Remove"):
         Gap(temperature=2.0)
+
+
+def test_feature_sizes_unknown_until_the_step_match_any_size():
+    """Token lengths are often None in a model's shape: (None, None, 8)
+    compares with (None, 6, 8) either way round."""
+    loss = kd.losses.HintLoss()
+    loss.check_shapes((None, None, 8), (None, 6, 8))
+    loss.check_shapes((None, 6, 8), (None, None, 8))
+    with pytest.raises(ValueError, match=r"teacher feature \(batch, None, 8\) and student feature \(batch, 6, 4\)"):
+        loss.check_shapes((None, None, 8), (None, 6, 4))

@@ -66,3 +66,34 @@ def test_a_function_named_with_an_underscore_gives_a_valid_scope_name():
     assert wrapped.name == "private_loss"
     value = wrapped(np.array([[1.0, 2.0]], "float32"), np.array([[1.0, 0.0]], "float32"))
     assert float(keras.ops.convert_to_numpy(value)) == 2.0
+
+
+def test_function_loss_names_are_valid_scopes_and_its_reduction_is_kept():
+    """`<lambda>` becomes `lambda`; every other character outside
+    `[A-Za-z0-9_.-]` becomes `_`; a name with nothing left, or a callable
+    without `__name__`, is `function_loss`."""
+
+    def difference(y_true, y_pred):
+        return keras.ops.mean(y_true - y_pred, axis=-1)
+
+    class Callable:
+        def __call__(self, y_true, y_pred):
+            return difference(y_true, y_pred)
+
+    assert kd.losses.get(lambda y_true, y_pred: difference(y_true, y_pred)).name == "lambda"
+    difference.__name__ = "Café Loss-2.x"
+    assert kd.losses.get(difference).name == "Caf__Loss-2.x"
+    difference.__name__ = "<>"
+    assert kd.losses.get(difference).name == "function_loss"
+    assert kd.losses.get(Callable()).name == "function_loss"
+    summed = kd.losses.FunctionLoss(difference, reduction="sum")
+    assert summed.reduction == "sum" and summed.get_config()["reduction"] == "sum"
+    assert kd.losses.FunctionLoss(difference).reduction == "sum_over_batch_size"
+
+
+def test_configs_load_by_either_lookup():
+    loss = kd.losses.SoftTargetKLDivergence(temperature=3.0)
+    restored = kd.losses.get(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is kd.losses.SoftTargetKLDivergence and restored.temperature == 3.0
+    feature = kd.losses.get_feature_loss(keras.saving.serialize_keras_object(kd.losses.RKDAngle(delta=0.5)))
+    assert type(feature) is kd.losses.RKDAngle and feature.delta == 0.5
