@@ -33,7 +33,7 @@ class RelationalLoss(FeatureLoss):
     delta)`, as the soft-target losses do.
     """
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None, dtype=None):
+    def __init__(self, *, delta, reduction, name, dtype):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.delta = check_number(delta, "delta", example=1.0, above=0)
 

@@ -45,10 +45,12 @@ def test_loss_weights_positions_and_round_trips():
 
 
 def test_tiny_features_keep_their_direction():
-    """Features of norm 1e-5 (a layer near zero) are compared by direction
-    like any others: the normalization's floor is far below them."""
+    """Features of norm 1e-5, or 1e-9 (a layer near zero), are compared by
+    direction like any others: the normalization's floor (1e-12) is far
+    below them, where Keras' default (1e-7) is not."""
     rng = np.random.default_rng(2)
     teacher, student = rng.normal(size=(2, 5, 8)).astype("float32")
     expected = keras.ops.convert_to_numpy(cosine_distance(teacher, student))
-    tiny = keras.ops.convert_to_numpy(cosine_distance(teacher * 3e-6, student * 3e-6))
-    np.testing.assert_allclose(tiny, expected, rtol=1e-4, atol=1e-5)
+    for scale in (3e-6, 3e-10):
+        tiny = keras.ops.convert_to_numpy(cosine_distance(teacher * scale, student * scale))
+        np.testing.assert_allclose(tiny, expected, rtol=1e-4, atol=1e-5, err_msg=str(scale))

@@ -297,9 +297,13 @@ def test_each_number_setting_is_taken_to_its_edges_and_refused_past_them(cls, se
 
 
 def test_temperature_errors_say_why_the_range():
-    with pytest.raises(ValueError, match=r"\. Outside this range float32 softmax overflows or flattens every"):
+    with pytest.raises(
+        ValueError, match=r"\. Outside this range float32 softmax overflows or flattens every distribution\.$"
+    ):
         kd.losses.SoftTargetKLDivergence(temperature=0.0)
-    with pytest.raises(ValueError, match="beta=0.5 is the symmetric Jensen-Shannon divergence"):
+    with pytest.raises(
+        ValueError, match=r"Use e\.g\. beta=0\.5\. beta=0\.5 is the symmetric Jensen-Shannon divergence\.$"
+    ):
         kd.losses.GeneralizedJSD(beta=1.0)
 
 

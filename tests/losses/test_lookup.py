@@ -83,6 +83,8 @@ def test_function_loss_names_are_valid_scopes_and_its_reduction_is_kept():
     assert kd.losses.get(lambda y_true, y_pred: difference(y_true, y_pred)).name == "lambda"
     difference.__name__ = "Café Loss-2.x"
     assert kd.losses.get(difference).name == "Caf__Loss-2.x"
+    difference.__name__ = "XLossX"
+    assert kd.losses.get(difference).name == "XLossX"
     difference.__name__ = "<>"
     assert kd.losses.get(difference).name == "function_loss"
     assert kd.losses.get(Callable()).name == "function_loss"

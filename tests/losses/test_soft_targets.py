@@ -123,3 +123,18 @@ def test_softened_keras_loss_is_t_squared_times_it_on_probabilities_and_round_tr
     )
     default = kd.losses.SoftenedLoss(keras.losses.KLDivergence(), name="mine")
     assert (default.name, default.temperature) == ("mine", 1.0)
+
+
+def test_a_softened_keras_loss_stays_float32_whatever_floatx():
+    expected = ops.convert_to_numpy(
+        kd.losses.SoftenedLoss(keras.losses.KLDivergence(), temperature=3.3)(TEACHER, STUDENT)
+    )
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float16")
+    try:
+        loss = kd.losses.SoftenedLoss(keras.losses.KLDivergence(), temperature=3.3)
+        value = loss(TEACHER, STUDENT)
+    finally:
+        keras.config.set_floatx(floatx)
+    assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-6)

@@ -94,7 +94,11 @@ def test_top_k_kl_loads_a_top_k_divergence_config_and_refuses_the_rest():
     config = kd.losses.TopKDivergence("kl", temperature=3.0).get_config()
     loss = kd.losses.TopKKLDivergence.from_config(config)
     assert (loss.divergence, loss.get_config()["temperature"]) == ("kl", 3.0)
-    with pytest.raises(ValueError, match=r"`divergence` must be one of \('kl',\)\. Received: divergence='jsd'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`divergence` must be one of \('kl',\)\. Received: divergence='jsd'\. Use e\.g\. divergence='kl'\. "
+        r"Use keras_distill\.losses\.TopKDivergence for the others\.$",
+    ):
         kd.losses.TopKKLDivergence(divergence="jsd")
     with pytest.raises(TypeError, match=r"TopKKLDivergence got unexpected arguments \['temprature'\]"):
         kd.losses.TopKKLDivergence(temprature=3.0)
@@ -122,4 +126,6 @@ def test_indices_beyond_float16_precision_under_floatx_float16():
     assert sorted(ops.convert_to_numpy(indices)[0].tolist()) == [4093, 4094, 4095]
     assert keras.backend.standardize_dtype(indices.dtype) == "int32"
     assert keras.backend.standardize_dtype(packed.dtype) == "float32"
+    np.testing.assert_array_equal(ops.convert_to_numpy(packed)[:, 3:], ops.convert_to_numpy(log_probs))
+    assert keras.backend.standardize_dtype(log_probs.dtype) == "float32"
     np.testing.assert_allclose(ops.convert_to_numpy(value), expected, rtol=1e-4)
