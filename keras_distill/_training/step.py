@@ -57,6 +57,10 @@ def of_value(outputs, names=None):
 def named(values, structure):
     """`values` (one tensor, or a model's dict or list) as a dict by output name."""
     if structure.kind == "single":
+        # A one-element list (`outputs=[logits]`, or a `call` returning one)
+        # is its one tensor.
+        if isinstance(values, (list, tuple)) and len(values) == 1:
+            values = values[0]
         return {None: values}
     if isinstance(values, dict):
         return {name: values[name] for name in structure.names if name in values}
@@ -112,7 +116,8 @@ class TeacherTargets:
         kinds: `"logits"` or `"probabilities"`, one per teacher.
         temperature: The distiller's temperature variable (several teachers
             are mixed at the temperature of the loss).
-        weights: One weight per teacher, summing to 1.
+        weights: One weight per teacher, summing to 1 (read only for
+            several teachers).
         classes: Teacher class indices of the student's classes, or None.
         top_k: None, or k: the targets are the teacher's top k classes.
     """
@@ -120,7 +125,7 @@ class TeacherTargets:
     def __init__(self, kinds, temperature, *, weights=None, classes=None, top_k=None):
         self.kinds = list(kinds)
         self.temperature = temperature
-        self.weights = weights or [1.0 / len(self.kinds)] * len(self.kinds)
+        self.weights = weights
         self.classes = classes
         self.top_k = top_k
 
@@ -299,6 +304,7 @@ def metric_arguments(x, labels, predictions, sample_weight, structure, ignore_cl
     (distilled only) given zeros, which no metric reads.
     """
     if structure.kind == "single":
+        predictions = named(predictions, structure)[None]
         _, weights = token_weights(x, predictions, sample_weight)
         labels, predictions = mask_ignored(predictions, labels, ignore_class)
         return labels, predictions, weights

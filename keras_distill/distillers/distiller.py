@@ -698,6 +698,9 @@ class Distiller(_compat.UniqueTorchParameters, keras.Model):
         student_output = self.student(example, training=False)
         teacher_outputs = [model(example, training=False) for model in self.teachers]
         structure = step.of_value(student_output)
+        if structure == step.SINGLE:
+            student_output = step.named(student_output, structure)[None]
+            teacher_outputs = [step.named(output, structure)[None] for output in teacher_outputs]
         options = {"teacher_classes": self.teacher_classes, "teacher_top_k": self.teacher_top_k}
         options["teacher"] = f"{len(self.teachers)} teachers" if len(self.teachers) > 1 else None
         models.check_structure_allowed(structure, type(self).__name__, self.takes_structured_outputs, options)

@@ -68,11 +68,12 @@ def check_logit_shapes(teacher_logits, student_logits, loss_name):
     )
 
 
-def tempered(divergence, teacher_logits, student_logits, temperature, name="The loss"):
+def tempered(divergence, teacher_logits, student_logits, temperature, name):
     """`T^2 * divergence(log p_teacher, log p_student)`, both softened at T.
 
     The one place where the softmax-based losses apply Hinton et al.'s T^2
-    factor, which keeps the gradients' scale independent of T.
+    factor, which keeps the gradients' scale independent of T. `name` (the
+    loss's) is the one a shape error gives.
     """
     check_logit_shapes(teacher_logits, student_logits, name)
     temperature = ops.cast(temperature, "float32")

@@ -227,3 +227,19 @@ def test_bad_arguments_are_refused_with_the_fix(models):
     cache = kd.precompute_teacher_outputs(teacher, x, batch_size=4)
     with pytest.raises(ValueError, match="cached teacher outputs do not cover"):
         distiller.fit(x, kd.with_teacher_outputs(labels, cache), sample_weight=weights, verbose=0)
+
+
+def test_evaluation_scores_the_given_tokens_without_sampling(models):
+    """Sampling is for training: evaluate with lmbda=1 scores the batch as
+    given, as lmbda=0 does."""
+    teacher, student = models
+    x, labels, weights, _ = prompt_batch()
+    losses = []
+    for lmbda in (0.0, 1.0):
+        distiller = kd.OnPolicyDistiller(student=student, teacher=teacher, lmbda=lmbda, sampling_temperature=0.0)
+        distiller.compile(optimizer="adam", beta=0.3, temperature=1.5)
+        losses.append(
+            distiller.evaluate(x, labels, sample_weight=weights, batch_size=8, verbose=0, return_dict=True)["loss"]
+        )
+    assert losses[0] > 0.05
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)

@@ -429,22 +429,44 @@ def test_teacher_logits_of_several_outputs_are_a_dict_of_the_distilled_ones():
     np.testing.assert_allclose(ops.convert_to_numpy(logits["cls"]), predict(teacher, X)["cls"], rtol=1e-5, atol=1e-6)
 
 
-def test_one_output_in_a_list_is_one_output():
-    """`keras.Model(inputs, [logits])` returns a list of one tensor: it is
-    distilled as the single output it is."""
+class OneInAList(keras.Model):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.head = keras.layers.Dense(4)
+
+    def call(self, inputs):
+        return [self.head(self.hidden(inputs))]
+
+
+def _one_in_a_list(kind, units, name):
+    if kind == "subclassed":
+        model = OneInAList(units, name=name)
+        model(X[:1])
+        return model
+    inputs = keras.Input((6,))
+    return keras.Model(inputs, [keras.layers.Dense(4)(keras.layers.Dense(units, activation="relu")(inputs))], name=name)
+
+
+@pytest.mark.parametrize("kind", ["functional", "subclassed"])
+def test_one_output_in_a_list_is_one_output(kind):
+    """`keras.Model(inputs, [logits])`, or a `call` returning `[logits]`,
+    gives a list of one tensor: it is distilled as the single output it is
+    (both had raised AttributeError: 'list' object has no attribute
+    'shape')."""
     keras.utils.set_random_seed(4)
-    inputs = keras.Input((6,))
-    teacher = keras.Model(inputs, [keras.layers.Dense(4, name="t")(keras.layers.Dense(16, activation="relu")(inputs))])
-    inputs = keras.Input((6,))
-    student = keras.Model(inputs, [keras.layers.Dense(4, name="s")(inputs)])
+    teacher, student = _one_in_a_list(kind, 16, "teacher"), _one_in_a_list(kind, 8, "student")
     distiller = kd.Distiller(student=student, teacher=teacher)
     distiller.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"], alpha=0.5)
     result = distiller.evaluate(X, Y_CLASS, verbose=0, return_dict=True)
-    zt, zs = predict(teacher, X), predict(student, X)
-    zt, zs = (z[0] if isinstance(z, list) else z for z in (zt, zs))
+    zt, zs = (keras.tree.flatten(predict(model, X))[0] for model in (teacher, student))
     np.testing.assert_allclose(result["student_loss"], numpy_ce(Y_CLASS, zs), rtol=1e-5)
     np.testing.assert_allclose(result["distillation_loss"], np.mean(numpy_kl(zt, zs, 2.0)), rtol=1e-5)
     assert result["accuracy"] == pytest.approx(np.mean(np.argmax(zs, -1) == Y_CLASS), abs=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(distiller.compute_teacher_logits(X)), zt, rtol=1e-5, atol=1e-6)
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    distiller.fit(X, Y_CLASS, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(teacher_weights, teacher.get_weights()))
 
 
 class TwoHeadedList(TwoHeaded):
@@ -488,3 +510,45 @@ def test_labels_of_the_wrong_count_are_refused_by_name():
     distiller.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], distillation_loss={"cls": "kl"})
     with pytest.raises(ValueError, match=r"are a dict by output name\. Received labels of type list for outputs"):
         distiller.evaluate(X, [Y_CLASS, Y_VALUE, Y_VALUE], verbose=0)
+
+
+def test_a_torch_data_loader_is_read_like_a_generator():
+    """Its first batch is read for the checks (it had been taken for data
+    without labels, and refused), and the subclassed models' outputs are
+    learnt from it."""
+    torch = pytest.importorskip("torch")
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(X)
+
+        def __getitem__(self, index):
+            return X[index], {"cls": Y_CLASS[index], "reg": Y_VALUE[index]}
+
+    keras.utils.set_random_seed(6)
+    teacher, student = TwoHeaded(16, name="teacher"), TwoHeaded(8, name="student")
+    teacher(X[:1]), student(X[:1])
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss=COMPILE["loss"], distillation_loss={"cls": "kl"}, alpha=0.5)
+    loader = torch.utils.data.DataLoader(Pairs(), batch_size=len(X))
+    result = distiller.evaluate(loader, verbose=0, return_dict=True)
+    zt, zs = predict(teacher, X), predict(student, X)
+    hard = numpy_ce(Y_CLASS, zs["cls"]) + np.mean((zs["reg"] - Y_VALUE) ** 2)
+    np.testing.assert_allclose(result["student_loss"], hard, rtol=1e-5)
+    np.testing.assert_allclose(result["distillation_loss"], np.mean(numpy_kl(zt["cls"], zs["cls"], 2.0)), rtol=1e-5)
+
+
+def test_a_custom_loop_calling_compute_loss_learns_the_structure_at_its_first_call():
+    """Nothing was checked before (no fit): compute_loss itself learns the
+    subclassed models' outputs, as a custom training loop needs."""
+    keras.utils.set_random_seed(6)
+    teacher, student = TwoHeaded(16, name="teacher"), TwoHeaded(8, name="student")
+    teacher(X[:1]), student(X[:1])
+    distiller = kd.Distiller(student=student, teacher=teacher)
+    distiller.compile("sgd", loss=COMPILE["loss"], distillation_loss={"cls": "kl"}, alpha=0.5)
+    loss = distiller.compute_loss(X, Y, distiller(X))
+    zt, zs = predict(teacher, X), predict(student, X)
+    hard = numpy_ce(Y_CLASS, zs["cls"]) + np.mean((zs["reg"] - Y_VALUE) ** 2)
+    np.testing.assert_allclose(
+        float(ops.convert_to_numpy(loss)), 0.5 * hard + 0.5 * np.mean(numpy_kl(zt["cls"], zs["cls"], 2.0)), rtol=1e-5
+    )

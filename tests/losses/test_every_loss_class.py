@@ -407,3 +407,22 @@ SHAPE_CHECKED = {
 def test_logits_of_other_shapes_are_refused_by_name(name):
     with pytest.raises(ValueError, match=rf"^{name} compares the teacher's and the student's logits class by class"):
         SHAPE_CHECKED[name](TEACHER_2D, STUDENT_2D[:, :7])
+
+
+@pytest.mark.parametrize(
+    "cls", [cls for cls, config in DEFAULTS.items() if "temperature" in config], ids=lambda c: c.__name__
+)
+def test_a_temperature_variable_is_read_and_saved_as_its_value(cls):
+    """A distiller builds its losses on its own temperature variable: the
+    loss reads it at each call, and its config holds the float."""
+    temperature = keras.Variable(2.5, trainable=False)
+    loss = cls(temperature=temperature)
+    assert loss.get_config()["temperature"] == 2.5
+    y_true, y_pred = _inputs(cls)
+    temperature.assign(3.0)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loss(y_true, y_pred)),
+        ops.convert_to_numpy(cls(temperature=3.0)(y_true, y_pred)),
+        rtol=1e-6,
+    )
+    assert loss.get_config()["temperature"] == 3.0

@@ -46,7 +46,8 @@ class Sample:
     """What the checks read of `fit` / `evaluate` data, read once.
 
     `inputs` and `targets` are NumPy arrays: the first `SAMPLE_SIZE`
-    examples of arrays, or the first batch of a dataset or a generator.
+    examples of arrays, or the first batch of a dataset, a generator or a
+    torch `DataLoader`.
     `all_targets` are the whole targets of arrays (the labels, for the
     checks that read every label), else `targets`. A generator's first
     batch is read and put back: `x` is then the data to train on.
@@ -69,6 +70,15 @@ class Sample:
             self.empty = first is None
             if first is not None:
                 self.x = _put_back(first, x)
+                self.inputs, self.targets = _split(first)
+        elif _reiterable(x):
+            # A torch DataLoader: iterating it again starts from its first batch.
+            first = next(iter(x), None)
+            self.empty = first is None
+            if first is not None:
+                # Collated as a list, which Keras unpacks as (x, y, sample_weight).
+                first = tuple(first) if isinstance(first, list) else first
+                first = keras.tree.map_structure(np.asarray, first)
                 self.inputs, self.targets = _split(first)
         elif is_array_data(x):
             leaves = keras.tree.flatten(x)
@@ -107,6 +117,14 @@ class Sample:
 def _put_back(first, generator):
     yield first
     yield from generator
+
+
+def _reiterable(x):
+    """Data that gives a fresh iterator each time it is iterated (a torch
+    `DataLoader`), as opposed to arrays, datasets and generators."""
+    if isinstance(x, (dict, list, tuple, str, bytes, np.ndarray)) or not hasattr(x, "__iter__"):
+        return False
+    return hasattr(x, "__len__") and type(x).__module__.startswith("torch.")
 
 
 def _split(element):
