@@ -92,7 +92,8 @@ wheel:
 	.build-venv/bin/python -m build --wheel --outdir dist .
 
 # Mutation testing of the losses and one training step (mutmut, torch), its
-# settings in pyproject.toml: 44 minutes on 2 cores, so not in CI.
+# settings in pyproject.toml: about an hour on 2 cores (68 minutes measured),
+# so not in CI. docs/development.md has the score and every survivor's reason.
 mutation: install
 	$(PY) -m pip install --quiet mutmut==3.8.1
 	rm -rf mutants
